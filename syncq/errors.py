@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import queue
+import sys
+
 __all__ = [
     "CircuitOpenError",
     "JournalError",
+    "QueueClosed",
     "RateLimitExceeded",
     "SyncqError",
 ]
@@ -44,4 +48,20 @@ class JournalError(SyncqError):
     """The journal file could not be opened, read or written.
 
     The underlying `sqlite3` error, if any, is chained as `__cause__`.
+    """
+
+
+if sys.version_info >= (3, 13):
+    _QueueShutDown = queue.ShutDown
+else:
+    # NOTE: queue.ShutDown exists only from Python 3.13. Before that, Exception is
+    # the second base, which SyncqError already provides, so nothing is added.
+    _QueueShutDown = Exception
+
+
+class QueueClosed(SyncqError, _QueueShutDown):  # noqa: N818 (named like queue.Empty)
+    """A `TaskQueue` was closed: `put` is rejected, and `get` once it is empty.
+
+    On Python 3.13 and later it also subclasses `queue.ShutDown`, so code written
+    for a shut-down `queue.Queue` catches it too.
     """
