@@ -1,0 +1,678 @@
+"""A durable SQLite record of tasks, so a killed batch resumes where it stopped.
+
+Each task is a row: the dotted name of an importable function, its arguments as
+JSON, an optional key, and its state: ``pending``, ``running``, ``done`` or
+``failed``. Every process that opens the journal registers a *run* and renews its
+lease with a heartbeat. A task belongs to the run that queued it. When a run ends,
+or its process is gone, or its lease runs out, the next run to open the journal
+takes over its pending and running tasks and runs them again. Execution is
+therefore at least once: a task that was running when its process died runs a
+second time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Callable
+
+from syncq.errors import JournalError
+
+__all__ = ["Journal", "JournalTask", "TaskState"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# PRAGMA application_id marks the file as a syncq journal ("syq1" in ASCII).
+APPLICATION_ID = 0x73797131
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    lease_duration REAL NOT NULL,
+    ended_at REAL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY,
+    key TEXT UNIQUE,
+    function TEXT NOT NULL,
+    args TEXT NOT NULL,
+    kwargs TEXT NOT NULL,
+    priority REAL NOT NULL DEFAULT 0,
+    state TEXT NOT NULL
+        CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, owner);
+"""
+
+_TASK_COLUMNS = (
+    "id, key, function, args, kwargs, priority, state, attempts, result, error"
+)
+
+
+class TaskState:
+    """The states a journaled task can be in."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalTask:
+    """A snapshot of one task row; `args` and `kwargs` are decoded from JSON."""
+
+    id: int
+    key: str | None
+    function: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    priority: float
+    state: str
+    attempts: int
+    result: Any
+    error: str | None
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """Return the ``module:qualname`` of `fn`, checking that importing it gives `fn`.
+
+    Raises:
+        TypeError: `fn` is a lambda, a nested function, a bound method or any other
+            callable that cannot be found again by importing its module.
+    """
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise TypeError(
+            f"journaled tasks must be importable functions, got {fn!r} "
+            "(it has no __module__ or __qualname__)"
+        )
+    name = f"{module}:{qualname}"
+    if "<" in qualname:
+        raise TypeError(
+            f"journaled tasks must be importable functions, got {name} "
+            "(lambdas and nested functions cannot be imported again)"
+        )
+    try:
+        found = resolve_function(name)
+    except (ImportError, AttributeError) as exc:
+        raise TypeError(f"journaled task {name} cannot be imported: {exc}") from exc
+    if found is not fn:
+        raise TypeError(
+            f"journaled tasks must be importable functions, got {fn!r}: importing "
+            f"{name} gives {found!r} instead; bound methods and partials are refused"
+        )
+    return name
+
+
+def resolve_function(name: str) -> Callable[..., Any]:
+    """Import and return the function that `function_name` described as `name`.
+
+    Raises:
+        ImportError: The module cannot be imported.
+        AttributeError: The module has no such attribute.
+    """
+    module_name, _, qualname = name.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise AttributeError(f"{name} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def encode_arguments(
+    name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> tuple[str, str]:
+    """Return `args` and `kwargs` as JSON text.
+
+    Raises:
+        TypeError: An argument is not JSON-serializable; the message names it.
+    """
+    for index, value in enumerate(args):
+        _check_json(value, f"argument {index} of {name}")
+    for keyword, value in kwargs.items():
+        _check_json(value, f"keyword argument {keyword!r} of {name}")
+    return json.dumps(list(args), allow_nan=False), json.dumps(
+        dict(kwargs), allow_nan=False
+    )
+
+
+def _check_json(value: Any, where: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{where} must be JSON-serializable to be journaled, got {value!r}: {exc}"
+        ) from exc
+
+
+def _encode_result(result: Any) -> str | None:
+    try:
+        return json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return True
+    return True
+
+
+class Journal:
+    """A SQLite journal of tasks, shared safely by threads and processes.
+
+    The file is opened in WAL mode with ``synchronous=FULL``, so a task recorded by
+    `add` survives a crash of the process or the machine once `add` returns.
+
+    Args:
+        path: The database file; created if missing.
+        lease_duration: Seconds without a heartbeat after which another process
+            treats this run as dead and takes over its tasks. A run on the same
+            host whose process no longer exists is taken over at once.
+        busy_timeout: Seconds to wait for another process's write lock.
+
+    Raises:
+        JournalError: The file is not a syncq journal, is corrupt, is read-only,
+            stays locked past `busy_timeout`, or was written by a newer syncq.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lease_duration: float = 30.0,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        for name, value in (
+            ("lease_duration", lease_duration),
+            ("busy_timeout", busy_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+            if not value > 0 or value == float("inf"):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        self.path = os.fspath(path)
+        self.lease_duration = float(lease_duration)
+        self.run_id = uuid.uuid4().hex
+        self._host = socket.gethostname()
+        self._closed = False
+        # Guards the connection: sqlite3 connections must not be used by two
+        # threads at once. Held for the length of each transaction.
+        self._lock = threading.Lock()
+        self._conn = self._connect(busy_timeout)
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat = threading.Thread(
+            target=self._renew_lease, name="syncq-journal-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+
+    # -- opening ---------------------------------------------------------------
+
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            self._check_file(conn)
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise JournalError(
+                    f"journal {self.path} cannot use WAL mode (got {mode!r}); "
+                    "put it on a local file system"
+                )
+            conn.execute("PRAGMA synchronous=FULL")
+            self._create_schema(conn)
+            now = time.time()
+            with _Transaction(conn):
+                conn.execute(
+                    "INSERT INTO runs (run_id, host, pid, started_at, heartbeat_at,"
+                    " lease_duration) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        self.run_id,
+                        self._host,
+                        os.getpid(),
+                        now,
+                        now,
+                        self.lease_duration,
+                    ),
+                )
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(_describe_open_error(self.path, exc)) from exc
+        except JournalError:
+            conn.close()
+            raise
+        return conn
+
+    def _check_file(self, conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            row[0]
+            for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
+            raise JournalError(
+                f"{self.path} is an SQLite database but not a syncq journal; "
+                "choose another path"
+            )
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        with _Transaction(conn):
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute(
+                "SELECT value FROM meta WHERE name = 'schema_version'"
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} has schema version {row[0]}, newer than this "
+                    f"syncq understands ({SCHEMA_VERSION}); upgrade syncq"
+                )
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    # -- the lease -------------------------------------------------------------
+
+    def _renew_lease(self) -> None:
+        interval = self.lease_duration / 3
+        while not self._stop_heartbeat.wait(interval):
+            try:
+                self._write(
+                    "UPDATE runs SET heartbeat_at = ? WHERE run_id = ?",
+                    (time.time(), self.run_id),
+                )
+            except JournalError:
+                logger.exception(
+                    "journal %s: renewing the lease of run %s failed",
+                    self.path,
+                    self.run_id,
+                )
+
+    def _dead_runs(self, conn: sqlite3.Connection) -> list[str]:
+        now = time.time()
+        dead = []
+        rows = conn.execute(
+            "SELECT run_id, host, pid, heartbeat_at, lease_duration, ended_at FROM runs"
+            " WHERE run_id != ?",
+            (self.run_id,),
+        )
+        for run_id, host, pid, heartbeat_at, lease, ended_at in rows:
+            if (
+                ended_at is not None
+                or heartbeat_at + lease < now
+                or (host == self._host and not _process_exists(pid))
+            ):
+                dead.append(run_id)
+        return dead
+
+    # -- reading and writing ---------------------------------------------------
+
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        with self._lock:
+            self._check_open()
+            try:
+                with _Transaction(self._conn):
+                    return self._conn.execute(sql, params).rowcount
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: write failed: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JournalError(f"journal {self.path} is closed")
+
+    def recover(self) -> list[JournalTask]:
+        """Take over the tasks of dead runs and return every pending task of this run.
+
+        Tasks that were running in a dead run are counted in `attempts` and run
+        again. Call once, after opening and before adding tasks.
+        """
+        with self._lock:
+            self._check_open()
+            try:
+                with _Transaction(self._conn):
+                    dead = self._dead_runs(self._conn)
+                    interrupted = 0
+                    for run_id in dead:
+                        interrupted += self._conn.execute(
+                            "UPDATE tasks SET owner = ?, state = 'pending',"
+                            " updated_at = ? WHERE owner = ? AND state = 'running'",
+                            (self.run_id, time.time(), run_id),
+                        ).rowcount
+                        self._conn.execute(
+                            "UPDATE tasks SET owner = ?"
+                            " WHERE owner = ? AND state = 'pending'",
+                            (self.run_id, run_id),
+                        )
+                        self._conn.execute(
+                            "DELETE FROM runs WHERE run_id = ?", (run_id,)
+                        )
+                    rows = self._conn.execute(
+                        f"SELECT {_TASK_COLUMNS} FROM tasks"
+                        " WHERE owner = ? AND state = 'pending' ORDER BY priority, id",
+                        (self.run_id,),
+                    ).fetchall()
+                    counts = self._counts(self._conn)
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: recovery failed: {exc}"
+                ) from exc
+        if interrupted:
+            logger.warning(
+                "journal %s: re-queued %d interrupted tasks from %d dead runs",
+                self.path,
+                interrupted,
+                len(dead),
+            )
+        logger.info(
+            "journal %s opened by run %s: %d pending, %d running, %d done, %d failed",
+            self.path,
+            self.run_id,
+            counts[TaskState.PENDING],
+            counts[TaskState.RUNNING],
+            counts[TaskState.DONE],
+            counts[TaskState.FAILED],
+        )
+        return [_task_from_row(row) for row in rows]
+
+    def add(
+        self,
+        function: str,
+        args_json: str,
+        kwargs_json: str,
+        *,
+        key: str | None = None,
+        priority: float = 0,
+    ) -> tuple[JournalTask, bool]:
+        """Record a task, durably, and return it with whether this run must run it.
+
+        With a `key` that is already in the journal, nothing new is stored: a done
+        task is returned as it is (the second value is False), a failed one is
+        reset to pending for another round of attempts, and a pending or running
+        one of this run is returned as it is. The stored function and arguments are
+        kept; the new ones are ignored.
+
+        Raises:
+            JournalError: The key belongs to a task that another live run owns, or
+                the write failed.
+        """
+        now = time.time()
+        with self._lock:
+            self._check_open()
+            try:
+                with _Transaction(self._conn):
+                    row = None
+                    if key is not None:
+                        row = self._conn.execute(
+                            f"SELECT {_TASK_COLUMNS}, owner FROM tasks WHERE key = ?",
+                            (key,),
+                        ).fetchone()
+                    if row is None:
+                        cursor = self._conn.execute(
+                            "INSERT INTO tasks (key, function, args, kwargs, priority,"
+                            " state, owner, created_at, updated_at)"
+                            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                            (
+                                key,
+                                function,
+                                args_json,
+                                kwargs_json,
+                                priority,
+                                self.run_id,
+                                now,
+                                now,
+                            ),
+                        )
+                        task_id = cursor.lastrowid
+                        created = True
+                    else:
+                        task_id, created = self._reuse(row, now)
+                    task = self._conn.execute(
+                        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+                    ).fetchone()
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: adding a task failed: {exc}"
+                ) from exc
+        return _task_from_row(task), created
+
+    def _reuse(self, row: tuple[Any, ...], now: float) -> tuple[int, bool]:
+        task_id, key, state, owner = row[0], row[1], row[6], row[-1]
+        if state == TaskState.DONE:
+            return task_id, False
+        if state == TaskState.FAILED:
+            self._conn.execute(
+                "UPDATE tasks SET state = 'pending', owner = ?, attempts = 0,"
+                " updated_at = ? WHERE id = ?",
+                (self.run_id, now, task_id),
+            )
+            return task_id, True
+        if owner == self.run_id:
+            return task_id, False
+        if owner in self._dead_runs(self._conn):
+            self._conn.execute(
+                "UPDATE tasks SET state = 'pending', owner = ?, updated_at = ?"
+                " WHERE id = ?",
+                (self.run_id, now, task_id),
+            )
+            return task_id, True
+        raise JournalError(
+            f"journal {self.path}: task key {key!r} is {state} in another live run "
+            f"({owner}); wait for it to finish or use another key"
+        )
+
+    def start(self, task_id: int) -> bool:
+        """Mark a pending task of this run as running; False if this run lost it."""
+        return (
+            self._write(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ? AND owner = ? AND state = 'pending'",
+                (time.time(), task_id, self.run_id),
+            )
+            == 1
+        )
+
+    def finish(self, task_id: int, result: Any) -> None:
+        """Mark a task done and store its result, if the result is JSON-serializable."""
+        self._write(
+            "UPDATE tasks SET state = 'done', result = ?, error = NULL, updated_at = ?"
+            " WHERE id = ? AND owner = ?",
+            (_encode_result(result), time.time(), task_id, self.run_id),
+        )
+
+    def retry_later(self, task_id: int, error: str) -> None:
+        """Return a failed attempt's task to pending, keeping the error for people."""
+        self._write(
+            "UPDATE tasks SET state = 'pending', error = ?, updated_at = ?"
+            " WHERE id = ? AND owner = ?",
+            (error, time.time(), task_id, self.run_id),
+        )
+
+    def fail(self, task_id: int, error: str) -> None:
+        """Mark a task failed for good; adding its key again starts it afresh."""
+        self._write(
+            "UPDATE tasks SET state = 'failed', error = ?, updated_at = ?"
+            " WHERE id = ? AND owner = ?",
+            (error, time.time(), task_id, self.run_id),
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Return how many tasks are in each state (a snapshot)."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._counts(self._conn)
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: reading failed: {exc}"
+                ) from exc
+
+    @staticmethod
+    def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+        counts = dict.fromkeys(
+            (TaskState.PENDING, TaskState.RUNNING, TaskState.DONE, TaskState.FAILED), 0
+        )
+        for state, count in conn.execute(
+            "SELECT state, COUNT(*) FROM tasks GROUP BY state"
+        ):
+            counts[state] = count
+        return counts
+
+    def tasks(self, state: str | None = None) -> Iterator[JournalTask]:
+        """Return the tasks, optionally only those in `state`, in id order."""
+        query = f"SELECT {_TASK_COLUMNS} FROM tasks"
+        params: tuple[Any, ...] = ()
+        if state is not None:
+            query += " WHERE state = ?"
+            params = (state,)
+        with self._lock:
+            self._check_open()
+            try:
+                rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: reading failed: {exc}"
+                ) from exc
+        return iter([_task_from_row(row) for row in rows])
+
+    def get(self, key: str) -> JournalTask | None:
+        """Return the task with `key`, or None."""
+        with self._lock:
+            self._check_open()
+            try:
+                row = self._conn.execute(
+                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE key = ?", (key,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: reading failed: {exc}"
+                ) from exc
+        return None if row is None else _task_from_row(row)
+
+    def close(self) -> None:
+        """End this run and close the file; its pending tasks pass to the next run.
+
+        Idempotent.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                with _Transaction(self._conn):
+                    self._conn.execute(
+                        "UPDATE runs SET ended_at = ? WHERE run_id = ?",
+                        (time.time(), self.run_id),
+                    )
+            except sqlite3.Error:
+                logger.exception(
+                    "journal %s: recording the end of run %s failed",
+                    self.path,
+                    self.run_id,
+                )
+            finally:
+                self._stop_heartbeat.set()
+                self._conn.close()
+        self._heartbeat.join()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.path!r})"
+
+
+class _Transaction:
+    """Run the statements inside `with` in one write transaction, or none of them."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        # IMMEDIATE takes the write lock at once, so two processes cannot both read
+        # a row and then both decide to update it.
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")
+
+
+def _task_from_row(row: Sequence[Any]) -> JournalTask:
+    task_id, key, function, args, kwargs, priority, state, attempts, result, error = (
+        row[:10]
+    )
+    return JournalTask(
+        id=task_id,
+        key=key,
+        function=function,
+        args=json.loads(args),
+        kwargs=json.loads(kwargs),
+        priority=priority,
+        state=state,
+        attempts=attempts,
+        result=None if result is None else json.loads(result),
+        error=error,
+    )
+
+
+def _describe_open_error(path: str, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return f"journal {path} is corrupt or not an SQLite file: {text}"
+    if "readonly" in text or "read-only" in text:
+        return (
+            f"journal {path} is read-only: {text}; "
+            "syncq needs write access to the file and its folder"
+        )
+    if "locked" in text or "busy" in text:
+        return f"journal {path} is locked by another process: {text}"
+    return f"cannot open journal {path}: {text}"
