@@ -169,9 +169,10 @@ class Retry:
         """Return the seconds to wait after attempt `attempt` failed with `exc`."""
         delay = self.backoff.delay(attempt)
         hint = getattr(exc, "retry_after", None)
-        is_number = isinstance(hint, (int, float)) and not isinstance(hint, bool)
-        if is_number and math.isfinite(hint) and hint > delay:
-            delay = float(hint)
+        if isinstance(hint, bool) or not isinstance(hint, (int, float)):
+            return delay
+        if math.isfinite(hint) and hint > delay:
+            return float(hint)
         return delay
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
