@@ -4,16 +4,48 @@ from __future__ import annotations
 
 import logging
 
+from syncq.breaker import CircuitBreaker, CircuitState, Permit
 from syncq.clock import Clock, SystemClock
-from syncq.errors import CircuitOpenError, JournalError, RateLimitExceeded, SyncqError
+from syncq.errors import (
+    CircuitOpenError,
+    JournalError,
+    QueueClosed,
+    RateLimitExceeded,
+    SyncqError,
+)
+from syncq.journal import Journal, JournalTask, TaskState
+from syncq.limiters import Limiter, LimiterBase, Reservation, TokenBucket, parse_rate
+from syncq.pool import PoolStats, TaskOptions, WorkerPool
+from syncq.queue import TaskQueue
+from syncq.retry import Backoff, ExponentialBackoff, FixedBackoff, Retry
 
 __all__ = [
+    "Backoff",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "CircuitState",
     "Clock",
+    "ExponentialBackoff",
+    "FixedBackoff",
+    "Journal",
     "JournalError",
+    "JournalTask",
+    "Limiter",
+    "LimiterBase",
+    "Permit",
+    "PoolStats",
+    "QueueClosed",
     "RateLimitExceeded",
+    "Reservation",
+    "Retry",
     "SyncqError",
     "SystemClock",
+    "TaskOptions",
+    "TaskQueue",
+    "TaskState",
+    "TokenBucket",
+    "WorkerPool",
+    "parse_rate",
 ]
 
 __version__ = "0.1.0"

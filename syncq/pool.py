@@ -1,0 +1,906 @@
+"""A bounded worker pool that is a `concurrent.futures.Executor`.
+
+Beyond `ThreadPoolExecutor`, the pool bounds the number of tasks waiting to run,
+orders them by priority, retries failures with backoff without holding a thread,
+waits for a rate limiter's token before each run, holds tasks while a circuit
+breaker is open, and can record every task in a `Journal` so that a killed batch
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import heapq
+import itertools
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from syncq.errors import CircuitOpenError, JournalError, QueueClosed
+from syncq.journal import Journal, encode_arguments, function_name, resolve_function
+from syncq.limiters import Limiter, TokenBucket
+from syncq.queue import TaskQueue
+from syncq.retry import Retry
+
+if TYPE_CHECKING:
+    from syncq.breaker import CircuitBreaker, CircuitState, Permit
+
+__all__ = ["PoolStats", "TaskOptions", "WorkerPool"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A task rejected while the breaker is half-open and all its trial slots are taken
+# waits for the pool's own trial to end or for the breaker to change state. This
+# re-check covers trials made outside the pool, which the pool does not see end.
+HALF_OPEN_RECHECK = 1.0
+
+_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+def _shutdown_live_pools() -> None:
+    # Workers are daemon threads so that a forgotten pool never hangs the
+    # interpreter; at exit, let queued work finish as ThreadPoolExecutor does.
+    for pool in list(_live_pools):
+        pool.shutdown(wait=True)
+
+
+atexit.register(_shutdown_live_pools)
+
+
+class _Task:
+    """One submitted call and everything the pool tracks about it."""
+
+    __slots__ = (
+        "args",
+        "attempts",
+        "fn",
+        "future",
+        "journal_id",
+        "key",
+        "kwargs",
+        "last_exception",
+        "priority",
+        "retry",
+        "started",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        priority: float,
+        retry: Retry | None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.priority = priority
+        self.retry = retry
+        self.future: Future[Any] = Future()
+        self.attempts = 0
+        self.started = False
+        self.journal_id: int | None = None
+        self.key: str | None = None
+        self.last_exception: BaseException | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of a pool's counters; it may be stale as soon as it is read."""
+
+    submitted: int
+    """Tasks accepted by `submit`, plus tasks recovered from the journal."""
+    queued: int
+    """Tasks accepted and not yet finished, running ones excluded."""
+    running: int
+    """Tasks whose function is running now."""
+    succeeded: int
+    failed: int
+    """Tasks that raised on their last attempt."""
+    cancelled: int
+    retried: int
+    """Attempts that failed and were scheduled to run again."""
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_priority(priority: object) -> float:
+    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
+        raise TypeError(f"priority must be a number, got {priority!r}")
+    if math.isnan(priority):
+        raise ValueError("priority must not be NaN")
+    return priority
+
+
+def _check_timeout(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0 or None, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    priority: float = 0
+    key: str | None = None
+    retry: Retry | None = None
+    block: bool = True
+    block_timeout: float | None = None
+
+
+_DEFAULT_OPTIONS = _Options()
+
+
+class TaskOptions:
+    """A view of a pool that submits with options; made by `WorkerPool.options`."""
+
+    __slots__ = ("_options", "_pool")
+
+    def __init__(self, pool: WorkerPool, options: _Options) -> None:
+        self._pool = pool
+        self._options = options
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Schedule `fn(*args, **kwargs)` with these options; as `WorkerPool.submit`."""
+        return self._pool._submit(fn, args, kwargs, self._options)
+
+
+class WorkerPool(Executor):
+    """Run calls on at most `max_workers` threads, with limits, retries and a journal.
+
+    Args:
+        max_workers: Threads that run tasks; defaults to ``min(32, cpu count + 4)``,
+            as `ThreadPoolExecutor` does.
+        max_pending: Tasks that may wait to start, counting those held by the
+            breaker; `submit` blocks while this many wait. Zero means no bound.
+        rate_limit: A limiter (anything with `reserve`) or a rate for a
+            `TokenBucket`, such as ``"10/s"``. Each run of a task takes one token.
+            Waiting for a token is not an attempt and never uses up a retry.
+        breaker: A circuit breaker every run goes through. While it is open, tasks
+            are held and run again when it lets trial calls through; they do not
+            fail because it was open.
+        retry: A `Retry` policy, or a number of attempts for ``Retry(attempts)``.
+            A task waiting for its next attempt does not hold a worker thread.
+        journal: A `Journal` or the path of one. Each task is then recorded before
+            `submit` returns and must be an importable function with
+            JSON-serializable arguments. Opening the pool runs the tasks that an
+            earlier run left pending or interrupted; their futures are in
+            `recovered`.
+        thread_name_prefix: Worker threads are named ``{prefix}-{n}``.
+
+    All methods are thread-safe.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        max_pending: int = 0,
+        rate_limit: Limiter | str | float | None = None,
+        breaker: CircuitBreaker | None = None,
+        retry: Retry | int | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        thread_name_prefix: str = "syncq-pool",
+    ) -> None:
+        if max_workers is None:
+            max_workers = min(32, (os.cpu_count() or 1) + 4)
+        self._max_workers = _check_count("max_workers", max_workers, minimum=1)
+        self._max_pending = _check_count("max_pending", max_pending, minimum=0)
+        self._limiter = _make_limiter(rate_limit)
+        self._breaker = breaker
+        self._retry = _make_retry(retry)
+        self._thread_name_prefix = thread_name_prefix
+
+        # Guards every field below up to the threads, and the counters. Notified
+        # (as _idle) when the last outstanding task finishes and when a pending
+        # slot frees up.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._shutdown = False
+        self._stopped = False
+        self._outstanding = 0
+        self._pending = 0
+        self._running = 0
+        self._submitted = 0
+        self._succeeded = 0
+        self._failed = 0
+        self._cancelled = 0
+        self._retried = 0
+        self._held: list[_Task] = []
+        self._by_key: dict[str, Future[Any]] = {}
+        self._threads: list[threading.Thread] = []
+
+        self._ready: TaskQueue[_Task] = TaskQueue()
+        # Set when tasks that have not started are cancelled, to wake workers
+        # waiting for a token.
+        self._abort = threading.Event()
+        self._timer = _Timer(
+            self._ready, self._release_held, f"{thread_name_prefix}-timer"
+        )
+        # Serialises keyed submits, so two threads submitting one key get one task.
+        self._keys_lock = threading.Lock()
+
+        self._journal: Journal | None = None
+        self._owns_journal = False
+        self.recovered: list[Future[Any]] = []
+        if journal is not None:
+            self._open_journal(journal)
+        if breaker is not None:
+            breaker.add_listener(self._on_breaker_change)
+        _live_pools.add(self)
+
+    # -- submitting ------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Schedule `fn(*args, **kwargs)` and return its future.
+
+        Blocks while `max_pending` tasks wait to start; use `options` to raise
+        `queue.Full` instead or to wait at most a given time. For priority, a key
+        or a retry policy of its own, submit through `options`.
+
+        Raises:
+            RuntimeError: The pool has been shut down.
+            TypeError: With a journal, `fn` cannot be imported again or an argument
+                is not JSON-serializable.
+            JournalError: With a journal, recording the task failed.
+        """
+        return self._submit(fn, args, kwargs, _DEFAULT_OPTIONS)
+
+    def options(
+        self,
+        *,
+        priority: float = 0,
+        key: str | None = None,
+        retry: Retry | int | None = None,
+        block: bool = True,
+        block_timeout: float | None = None,
+    ) -> TaskOptions:
+        """Return a view of this pool whose `submit` applies these options.
+
+        Keeping the options out of `submit`'s own arguments means they never clash
+        with the keyword arguments of the function being submitted::
+
+            pool.options(priority=-1, key="user-42").submit(fetch, url, timeout=5)
+
+        Args:
+            priority: Lower runs first; tasks of equal priority run in the order
+                submitted.
+            key: With a journal, the task's identity across runs: a key that is
+                done already is not run again, and its future holds the stored
+                result. Requires a journal.
+            retry: A policy for these tasks in place of the pool's.
+            block: When False, `submit` raises `queue.Full` at once if
+                `max_pending` tasks wait.
+            block_timeout: The longest `submit` blocks before raising `queue.Full`;
+                None waits as long as it takes.
+        """
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key must be a str or None, got {key!r}")
+        if key is not None and self._journal is None:
+            raise ValueError("key= needs a pool with a journal")
+        options = _Options(
+            priority=_check_priority(priority),
+            key=key,
+            retry=_make_retry(retry),
+            block=block,
+            block_timeout=_check_timeout("block_timeout", block_timeout),
+        )
+        return TaskOptions(self, options)
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: _Options,
+    ) -> Future[Any]:
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+        task = _Task(fn, args, kwargs, options.priority, options.retry or self._retry)
+        if self._journal is None:
+            self._admit(task, options.block, options.block_timeout)
+            return task.future
+        return self._submit_journaled(self._journal, task, options)
+
+    def _admit(self, task: _Task, block: bool, block_timeout: float | None) -> None:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._max_pending and self._pending >= self._max_pending:
+                self._wait_for_slot(block, block_timeout)
+            self._pending += 1
+            self._outstanding += 1
+            self._submitted += 1
+            if len(self._threads) < self._max_workers:
+                self._start_worker()
+        self._ready.put(task, priority=task.priority)
+
+    def _wait_for_slot(self, block: bool, block_timeout: float | None) -> None:
+        # Called with the lock held.
+        if not block:
+            raise queue.Full
+        deadline = None if block_timeout is None else time.monotonic() + block_timeout
+        while self._pending >= self._max_pending:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise queue.Full
+            self._idle.wait(remaining)
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+
+    def _start_worker(self) -> None:
+        # Called with the lock held.
+        thread = threading.Thread(
+            target=self._work,
+            name=f"{self._thread_name_prefix}-{len(self._threads)}",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Return an iterator of `fn` applied to the items, in input order.
+
+        Unlike `Executor.map`, the input is read lazily: at most `buffersize`
+        calls (default twice `max_workers`) are submitted ahead of the result
+        being read, so an endless or huge iterable runs in constant memory.
+        `chunksize` is accepted for compatibility and ignored.
+
+        Raises:
+            TimeoutError: A result is not ready `timeout` seconds after this call.
+        """
+        _check_timeout("timeout", timeout)
+        if buffersize is None:
+            buffersize = 2 * self._max_workers
+        _check_count("buffersize", buffersize, minimum=1)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        items = zip(*iterables)
+        futures: deque[Future[T]] = deque(
+            self.submit(fn, *args) for args in itertools.islice(items, buffersize)
+        )
+        return self._map_results(fn, items, futures, deadline)
+
+    def _map_results(
+        self,
+        fn: Callable[..., T],
+        items: Iterator[tuple[Any, ...]],
+        futures: deque[Future[T]],
+        deadline: float | None,
+    ) -> Iterator[T]:
+        try:
+            while futures:
+                future = futures.popleft()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise FuturesTimeoutError
+                result = future.result(remaining)
+                for args in itertools.islice(items, 1):
+                    futures.append(self.submit(fn, *args))
+                yield result
+        finally:
+            for future in futures:
+                future.cancel()
+
+    # -- journal ---------------------------------------------------------------
+
+    def _open_journal(self, journal: Journal | str | os.PathLike[str]) -> None:
+        if isinstance(journal, Journal):
+            self._journal = journal
+        else:
+            self._journal = Journal(journal)
+            self._owns_journal = True
+        for entry in self._journal.recover():
+            try:
+                fn = resolve_function(entry.function)
+            except (ImportError, AttributeError) as exc:
+                logger.error(
+                    "journal task %d (%s) cannot be recovered: %s",
+                    entry.id,
+                    entry.function,
+                    exc,
+                )
+                self._journal.fail(entry.id, f"cannot import {entry.function}: {exc}")
+                continue
+            task = _Task(
+                fn, tuple(entry.args), entry.kwargs, entry.priority, self._retry
+            )
+            task.journal_id = entry.id
+            task.key = entry.key
+            if entry.key is not None:
+                self._by_key[entry.key] = task.future
+            self._admit(task, True, None)
+            self.recovered.append(task.future)
+        if self.recovered:
+            logger.info(
+                "pool recovered %d tasks from journal %s",
+                len(self.recovered),
+                self._journal.path,
+            )
+
+    def _submit_journaled(
+        self,
+        journal: Journal,
+        task: _Task,
+        options: _Options,
+    ) -> Future[Any]:
+        key = options.key
+        name = function_name(task.fn)
+        args_json, kwargs_json = encode_arguments(name, task.args, task.kwargs)
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        with self._keys_lock:
+            if key is not None:
+                existing = self._by_key.get(key)
+                if existing is not None:
+                    return existing
+            entry, created = journal.add(
+                name, args_json, kwargs_json, key=key, priority=task.priority
+            )
+            if not created:
+                done: Future[Any] = Future()
+                done.set_result(entry.result)
+                return done
+            task.journal_id = entry.id
+            task.key = key
+            if key is not None:
+                self._by_key[key] = task.future
+        self._admit(task, options.block, options.block_timeout)
+        return task.future
+
+    # -- running ---------------------------------------------------------------
+
+    def _work(self) -> None:
+        ready = self._ready
+        while True:
+            try:
+                task = ready.get()
+            except QueueClosed:
+                return
+            self._run(task)
+
+    def _run(self, task: _Task) -> None:
+        if not task.started and task.future.cancelled():
+            self._finish(task, cancelled=True)
+            return
+        permit = None
+        if self._breaker is not None:
+            try:
+                permit = self._breaker.acquire_permission()
+            except CircuitOpenError as exc:
+                self._hold(task, exc.retry_after)
+                return
+        if self._limiter is not None and not self._wait_for_token(
+            self._limiter, task, permit
+        ):
+            return
+        if not task.started and not self._start(task, permit):
+            return
+        with self._lock:
+            self._running += 1
+        try:
+            result = task.fn(*task.args, **task.kwargs)
+        except BaseException as exc:
+            if permit is not None:
+                permit.record_failure(exc)
+            self._after_failure(task, exc)
+        else:
+            if permit is not None:
+                permit.record_success()
+            self._after_success(task, result)
+        if permit is not None:
+            self._release_held()
+
+    def _wait_for_token(
+        self, limiter: Limiter, task: _Task, permit: Permit | None
+    ) -> bool:
+        # Without a timeout, reserve always returns a reservation.
+        reservation = limiter.reserve(1)
+        if reservation is None:
+            return True
+        delay = reservation.delay()
+        if delay > 0 and self._abort.wait(delay):
+            reservation.cancel()
+            if permit is not None:
+                permit.release()
+            self._abandon(task)
+            return False
+        return True
+
+    def _start(self, task: _Task, permit: Permit | None) -> bool:
+        if not task.future.set_running_or_notify_cancel():
+            if permit is not None:
+                permit.release()
+            self._finish(task, cancelled=True)
+            return False
+        task.started = True
+        with self._lock:
+            self._pending -= 1
+            self._idle.notify_all()
+        if self._journal is not None and task.journal_id is not None:
+            try:
+                taken = self._journal.start(task.journal_id)
+            except JournalError as exc:
+                taken = False
+                task.future.set_exception(exc)
+            else:
+                if not taken:
+                    task.future.set_exception(
+                        JournalError(f"journal task {task.journal_id} was taken over")
+                    )
+            if not taken:
+                if permit is not None:
+                    permit.release()
+                self._finish(task, failed=True)
+                return False
+        return True
+
+    def _after_success(self, task: _Task, result: Any) -> None:
+        if self._journal is not None and task.journal_id is not None:
+            try:
+                self._journal.finish(task.journal_id, result)
+            except JournalError as exc:
+                logger.exception(
+                    "journal could not record task %d as done", task.journal_id
+                )
+                self._set_outcome(task, exception=exc)
+                return
+        self._set_outcome(task, result=result)
+
+    def _after_failure(self, task: _Task, exc: BaseException) -> None:
+        task.attempts += 1
+        task.last_exception = exc
+        policy = task.retry
+        retry = (
+            policy is not None
+            and not self._abort.is_set()
+            and policy.should_retry(exc, task.attempts)
+        )
+        if not retry or policy is None:
+            if self._journal is not None and task.journal_id is not None:
+                self._journal_write(self._journal.fail, task.journal_id, exc)
+            self._set_outcome(task, exception=exc)
+            return
+        delay = policy.next_delay(exc, task.attempts)
+        if self._journal is not None and task.journal_id is not None:
+            self._journal_write(self._journal.retry_later, task.journal_id, exc)
+        logger.debug(
+            "task %s attempt %d failed with %s; retrying in %.3f s",
+            task.key or getattr(task.fn, "__qualname__", task.fn),
+            task.attempts,
+            type(exc).__name__,
+            delay,
+        )
+        with self._lock:
+            self._running -= 1
+            self._retried += 1
+        self._timer.schedule(task, delay)
+
+    @staticmethod
+    def _journal_write(
+        write: Callable[[int, str], None], journal_id: int, exc: BaseException
+    ) -> None:
+        try:
+            write(journal_id, f"{type(exc).__name__}: {exc}")
+        except JournalError:
+            logger.exception(
+                "journal could not record the failure of task %d", journal_id
+            )
+
+    def _set_outcome(
+        self, task: _Task, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        if exception is None:
+            task.future.set_result(result)
+        else:
+            task.future.set_exception(exception)
+        with self._lock:
+            self._running -= 1
+        self._finish(task, failed=exception is not None)
+
+    def _finish(
+        self, task: _Task, *, failed: bool = False, cancelled: bool = False
+    ) -> None:
+        with self._lock:
+            if not task.started:
+                self._pending -= 1
+            self._outstanding -= 1
+            if cancelled:
+                self._cancelled += 1
+            elif failed:
+                self._failed += 1
+            else:
+                self._succeeded += 1
+            if task.key is not None:
+                self._by_key.pop(task.key, None)
+            self._idle.notify_all()
+            stop = self._shutdown and self._outstanding == 0
+        if stop:
+            self._stop()
+
+    # -- the breaker -----------------------------------------------------------
+
+    def _hold(self, task: _Task, retry_after: float) -> None:
+        if retry_after > 0:
+            self._timer.schedule(task, retry_after)
+            return
+        with self._lock:
+            self._held.append(task)
+            first = len(self._held) == 1
+        if first:
+            self._timer.schedule(None, HALF_OPEN_RECHECK)
+
+    def _release_held(self) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+        for task in held:
+            self._ready.put(task, priority=task.priority)
+
+    def _on_breaker_change(
+        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
+    ) -> None:
+        self._release_held()
+
+    # -- stopping --------------------------------------------------------------
+
+    def _abandon(self, task: _Task) -> None:
+        """Cancel a task that has not started, or fail one waiting for a retry."""
+        if not task.started:
+            task.future.cancel()
+            self._finish(task, cancelled=True)
+            return
+        exc = task.last_exception or CancelledError()
+        logger.warning(
+            "pool shut down; task %s gives up its pending retry after %d attempts",
+            task.key or getattr(task.fn, "__qualname__", task.fn),
+            task.attempts,
+        )
+        task.future.set_exception(exc)
+        self._finish(task, failed=True)
+
+    def _cancel_waiting(self) -> int:
+        self._abort.set()
+        waiting: list[_Task] = []
+        while True:
+            try:
+                waiting.append(self._ready.get_nowait())
+            except (queue.Empty, QueueClosed):
+                break
+        waiting.extend(self._timer.clear())
+        with self._lock:
+            waiting.extend(self._held)
+            self._held = []
+        for task in waiting:
+            self._abandon(task)
+        return len(waiting)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting tasks; see `Executor.shutdown`.
+
+        Tasks already submitted still run, including their retries, unless
+        `cancel_futures` is true: then tasks that have not started are cancelled
+        and tasks waiting for a retry fail with their last exception. With a
+        journal, such tasks stay pending in it for the next run.
+        """
+        with self._lock:
+            first = not self._shutdown
+            self._shutdown = True
+            self._idle.notify_all()
+            stop = self._outstanding == 0
+        if first:
+            logger.info("pool %s shutting down", self._thread_name_prefix)
+        if cancel_futures:
+            self._cancel_waiting()
+        if stop:
+            self._stop()
+        if wait:
+            self._join()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop accepting tasks, drain for `timeout` seconds, then cancel the rest.
+
+        Blocks until the tasks that are running end, since a thread cannot be
+        killed. None waits for everything to drain.
+        """
+        _check_timeout("timeout", timeout)
+        self.shutdown(wait=False)
+        with self._lock:
+            drained = self._idle.wait_for(lambda: self._outstanding == 0, timeout)
+        if not drained:
+            cancelled = self._cancel_waiting()
+            logger.info(
+                "pool %s cancelled %d waiting tasks",
+                self._thread_name_prefix,
+                cancelled,
+            )
+        self._join()
+
+    def _join(self) -> None:
+        with self._lock:
+            self._idle.wait_for(lambda: self._outstanding == 0)
+            threads = list(self._threads)
+        current = threading.current_thread()
+        for thread in threads:
+            if thread is not current:
+                thread.join()
+        self._timer.join()
+
+    def _stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._ready.close()
+        self._timer.stop()
+        if self._breaker is not None:
+            self._breaker.remove_listener(self._on_breaker_change)
+        if self._journal is not None and self._owns_journal:
+            self._journal.close()
+        _live_pools.discard(self)
+        logger.info(
+            "pool %s stopped: %d succeeded, %d failed, %d cancelled",
+            self._thread_name_prefix,
+            self._succeeded,
+            self._failed,
+            self._cancelled,
+        )
+
+    # -- inspecting ------------------------------------------------------------
+
+    @property
+    def max_workers(self) -> int:
+        """The number of worker threads."""
+        return self._max_workers
+
+    @property
+    def journal(self) -> Journal | None:
+        """The pool's journal, if it has one."""
+        return self._journal
+
+    def stats(self) -> PoolStats:
+        """Return a snapshot of the pool's counters."""
+        with self._lock:
+            return PoolStats(
+                submitted=self._submitted,
+                queued=self._outstanding - self._running,
+                running=self._running,
+                succeeded=self._succeeded,
+                failed=self._failed,
+                cancelled=self._cancelled,
+                retried=self._retried,
+            )
+
+    def __repr__(self) -> str:
+        return f"WorkerPool(max_workers={self._max_workers})"
+
+
+class _Timer:
+    """A thread that moves tasks to the ready queue when their delay has passed.
+
+    A scheduled `None` releases the tasks held by the breaker instead.
+    """
+
+    def __init__(
+        self, ready: TaskQueue[_Task], release_held: Callable[[], None], name: str
+    ) -> None:
+        self._ready = ready
+        self._release_held = release_held
+        self._name = name
+        self._heap: list[tuple[float, int, _Task | None]] = []
+        self._sequence = itertools.count()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        # Guards the heap, the flag and the thread; notified when an entry is
+        # added that may be due sooner, and on stop.
+        self._changed = threading.Condition()
+
+    def schedule(self, task: _Task | None, delay: float) -> None:
+        with self._changed:
+            heapq.heappush(
+                self._heap, (time.monotonic() + delay, next(self._sequence), task)
+            )
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name=self._name, daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def clear(self) -> list[_Task]:
+        with self._changed:
+            tasks = [task for _, _, task in self._heap if task is not None]
+            self._heap = []
+        return tasks
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+
+    def join(self) -> None:
+        with self._changed:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                due = self._take_due()
+                if due is None:
+                    return
+            for task in due:
+                if task is None:
+                    self._release_held()
+                else:
+                    self._ready.put(task, priority=task.priority)
+
+    def _take_due(self) -> list[_Task | None] | None:
+        # Called with the condition held; None means stop.
+        while not self._stopped:
+            if not self._heap:
+                self._changed.wait()
+                continue
+            remaining = self._heap[0][0] - time.monotonic()
+            if remaining > 0:
+                self._changed.wait(remaining)
+                continue
+            due = []
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[2])
+            return due
+        return None
+
+
+def _make_limiter(rate_limit: Limiter | str | float | None) -> Limiter | None:
+    if rate_limit is None:
+        return None
+    if isinstance(rate_limit, bool):
+        raise TypeError(f"rate_limit must be a limiter or a rate, got {rate_limit!r}")
+    if isinstance(rate_limit, (str, int, float)):
+        return TokenBucket(rate_limit)
+    if not callable(getattr(rate_limit, "reserve", None)):
+        raise TypeError(
+            "rate_limit must be a limiter, a rate such as '10/s', or None, "
+            f"got {rate_limit!r}"
+        )
+    return rate_limit
+
+
+def _make_retry(retry: Retry | int | None) -> Retry | None:
+    if retry is None or isinstance(retry, Retry):
+        return retry
+    if isinstance(retry, bool) or not isinstance(retry, int):
+        raise TypeError(
+            f"retry must be a Retry, a number of attempts or None, got {retry!r}"
+        )
+    return Retry(retry)
