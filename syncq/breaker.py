@@ -1,0 +1,700 @@
+"""A thread-safe circuit breaker that stops calls to a failing dependency.
+
+A `CircuitBreaker` is CLOSED while calls succeed. After `failure_threshold`
+consecutive counted failures it OPENS and rejects every call with
+`syncq.errors.CircuitOpenError` until `reset_timeout` seconds have passed. Then it
+is HALF_OPEN: a bounded number of trial calls run, and their outcome either closes
+the breaker or opens it again.
+
+The breaker's lock guards only its state and counters. User functions run without
+it, so calls in CLOSED run concurrently. Each state has a small class below, which
+the breaker calls with its lock held, so new triggers and states can be added one
+class at a time.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import functools
+import logging
+import math
+import numbers
+import threading
+from typing import TYPE_CHECKING, Callable, ClassVar, NamedTuple, TypeVar
+
+from syncq.clock import SYSTEM_CLOCK, Clock
+from syncq.errors import CircuitOpenError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
+
+__all__ = ["CircuitBreaker", "CircuitState", "Listener", "Permit"]
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+Listener = Callable[["CircuitBreaker", "CircuitState", "CircuitState"], None]
+"""A callable run after each transition as `listener(breaker, old_state, new_state)`."""
+
+
+class CircuitState(enum.Enum):
+    """The state of a circuit breaker."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class _Outcome(enum.Enum):
+    """Effect of an admitted call's result on the breaker."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NEUTRAL = "neutral"
+
+
+class _Transition(NamedTuple):
+    """A state change waiting to be logged and sent to the listeners."""
+
+    old: CircuitState
+    new: CircuitState
+    failure_count: int
+
+
+class _State:
+    """Behaviour of one breaker state.
+
+    The breaker creates a new instance on each transition and calls its methods
+    with the breaker's lock held. Methods that may end the state return the next
+    `CircuitState`, or None to stay.
+    """
+
+    kind: ClassVar[CircuitState]
+
+    def is_due(self, now: float) -> bool:
+        """Return True if the state should end now without any call."""
+        return False
+
+    def admit(self) -> bool:
+        """Take a slot for a call and return True, or return False to reject it."""
+        return True
+
+    def retry_after(self, now: float) -> float:
+        """Return the seconds until this state could admit a call."""
+        return 0.0
+
+    def on_success(self) -> CircuitState | None:
+        """Record a successful call admitted in this state."""
+        return None
+
+    def on_failure(self, failure_count: int) -> CircuitState | None:
+        """Record a counted failure, which `failure_count` already includes."""
+        return None
+
+    def on_neutral(self) -> None:
+        """Free the slot of a call whose outcome does not count."""
+
+
+class _ClosedState(_State):
+    kind = CircuitState.CLOSED
+
+    def __init__(self, failure_threshold: int) -> None:
+        self._failure_threshold = failure_threshold
+
+    def on_failure(self, failure_count: int) -> CircuitState | None:
+        if failure_count >= self._failure_threshold:
+            return CircuitState.OPEN
+        return None
+
+
+class _OpenState(_State):
+    kind = CircuitState.OPEN
+
+    def __init__(self, opened_at: float, reset_timeout: float) -> None:
+        self._reopen_at = opened_at + reset_timeout
+
+    def is_due(self, now: float) -> bool:
+        return now >= self._reopen_at
+
+    def admit(self) -> bool:
+        return False
+
+    def retry_after(self, now: float) -> float:
+        return max(0.0, self._reopen_at - now)
+
+
+class _HalfOpenState(_State):
+    kind = CircuitState.HALF_OPEN
+
+    def __init__(self, max_calls: int, success_threshold: int) -> None:
+        self._max_calls = max_calls
+        self._success_threshold = success_threshold
+        self._in_flight = 0
+        self._successes = 0
+
+    def admit(self) -> bool:
+        if self._in_flight >= self._max_calls:
+            return False
+        self._in_flight += 1
+        return True
+
+    def on_success(self) -> CircuitState | None:
+        self._in_flight -= 1
+        self._successes += 1
+        if self._successes >= self._success_threshold:
+            return CircuitState.CLOSED
+        return None
+
+    def on_failure(self, failure_count: int) -> CircuitState | None:
+        return CircuitState.OPEN
+
+    def on_neutral(self) -> None:
+        self._in_flight -= 1
+
+
+class Permit:
+    """Admission of one call by a `CircuitBreaker`, to be settled with its outcome.
+
+    `CircuitBreaker.acquire_permission` returns a permit. The caller makes the call
+    and then settles the permit with exactly one of `record_success`,
+    `record_failure` or `release`. Only the first of these takes effect, and later
+    ones do nothing. A permit that is never settled keeps a half-open trial slot
+    taken until the breaker changes state.
+
+    The outcome of a call admitted before the breaker's latest transition changes
+    nothing, because the breaker has judged the dependency again since then.
+
+    Thread-safe.
+    """
+
+    __slots__ = ("_breaker", "_generation", "_settled")
+
+    def __init__(self, breaker: CircuitBreaker, generation: int) -> None:
+        self._breaker = breaker
+        self._generation = generation
+        # Read and set only by the breaker, under its lock.
+        self._settled = False
+
+    @property
+    def generation(self) -> int:
+        """Number of transitions the breaker had made when it admitted the call."""
+        return self._generation
+
+    def record_success(self) -> None:
+        """Record that the call succeeded."""
+        self._breaker._settle(self, _Outcome.SUCCESS)
+
+    def record_failure(self, exc: BaseException) -> None:
+        """Record that the call raised `exc`.
+
+        `exc` counts as a failure if it is an instance of the breaker's
+        `failure_exceptions` and not of its `ignore_exceptions`. An ignored
+        exception, and a `BaseException` that is not an `Exception` (such as
+        `KeyboardInterrupt`), count as neither success nor failure and only free
+        the call's slot. Any other `Exception` counts as a success, because the
+        dependency responded.
+
+        Raises:
+            TypeError: `exc` is not an exception instance.
+        """
+        if not isinstance(exc, BaseException):
+            raise TypeError(
+                f"exc must be an exception instance, got {type(exc).__name__}: {exc!r}"
+            )
+        self._breaker._settle(self, self._breaker._classify(exc))
+
+    def release(self) -> None:
+        """Free the call's slot without recording an outcome.
+
+        Use this when the call was not made, or when its outcome is no evidence
+        about the dependency.
+        """
+        self._breaker._settle(self, _Outcome.NEUTRAL)
+
+    def __repr__(self) -> str:
+        return f"Permit(generation={self._generation}, settled={self._settled})"
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"{name} must be a positive int, got {type(value).__name__}: {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_timeout(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a positive finite number of seconds, "
+            f"got {type(value).__name__}: {value!r}"
+        )
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(
+            f"{name} must be a positive finite number of seconds, got {value!r}"
+        )
+    return seconds
+
+
+def _check_exceptions(
+    name: str, value: object, *, base: type[BaseException], allow_empty: bool
+) -> tuple[type[BaseException], ...]:
+    if not isinstance(value, tuple):
+        raise TypeError(
+            f"{name} must be a tuple of exception classes, "
+            f"got {type(value).__name__}: {value!r}"
+        )
+    if not value and not allow_empty:
+        raise ValueError(f"{name} must contain at least one exception class, got ()")
+    for item in value:
+        if not isinstance(item, type) or not issubclass(item, BaseException):
+            raise TypeError(f"{name} must contain exception classes, got {item!r}")
+        if not issubclass(item, base):
+            raise ValueError(
+                f"{name} must contain subclasses of {base.__name__}, got "
+                f"{item.__name__}, which the breaker never counts as a failure"
+            )
+    return value
+
+
+class CircuitBreaker:
+    """A circuit breaker that rejects calls while a dependency keeps failing.
+
+    CLOSED: calls run. `failure_threshold` consecutive counted failures open the
+    breaker, and a success resets the count.
+
+    OPEN: calls are rejected without running, with `CircuitOpenError` whose
+    `retry_after` is the time left until `reset_timeout` seconds have passed since
+    opening. The first admission attempt (or `state` read) after that moves the
+    breaker to HALF_OPEN.
+
+    HALF_OPEN: at most `half_open_max_calls` trial calls run at once, and any
+    other call is rejected at once with `retry_after=0.0`. After
+    `success_threshold` successful trials the breaker closes, and a counted trial
+    failure opens it again for a fresh `reset_timeout`.
+
+    A failure counts if its exception is an instance of `failure_exceptions` and
+    not of `ignore_exceptions`. See `Permit.record_failure` for the other cases.
+    Each transition starts a new generation, and the outcome of a call admitted in
+    an older generation changes nothing.
+
+    Use the breaker as `breaker.call(fn, ...)`, as a decorator (`@breaker`), as a
+    context manager (`with breaker:`), or through `acquire_permission` and the
+    returned `Permit`. All of these are thread-safe. The breaker never holds its
+    lock while the user's function or a listener runs.
+
+    Args:
+        failure_threshold: Consecutive counted failures that open the breaker.
+        reset_timeout: Seconds the breaker stays open before trial calls.
+        half_open_max_calls: Trial calls allowed to run at once when half-open.
+        success_threshold: Successful trial calls that close the breaker.
+        failure_exceptions: Exception classes that count as failures; every class
+            must derive from `Exception`.
+        ignore_exceptions: Exception classes that count as neither success nor
+            failure, even if they match `failure_exceptions`.
+        name: Name used in log messages and errors.
+        clock: Time source; `syncq.clock.SYSTEM_CLOCK` by default.
+
+    Raises:
+        TypeError: An argument has the wrong type (a bool where a number belongs,
+            a non-exception class in an exception tuple).
+        ValueError: A number is zero, negative, NaN or infinite, or
+            `failure_exceptions` is empty.
+    """
+
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+        half_open_max_calls: int = 1,
+        *,
+        success_threshold: int = 1,
+        failure_exceptions: tuple[type[BaseException], ...] = (Exception,),
+        ignore_exceptions: tuple[type[BaseException], ...] = (),
+        name: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._failure_threshold = _check_positive_int(
+            "failure_threshold", failure_threshold
+        )
+        self._reset_timeout = _check_timeout("reset_timeout", reset_timeout)
+        self._half_open_max_calls = _check_positive_int(
+            "half_open_max_calls", half_open_max_calls
+        )
+        self._success_threshold = _check_positive_int(
+            "success_threshold", success_threshold
+        )
+        self._failure_exceptions = _check_exceptions(
+            "failure_exceptions", failure_exceptions, base=Exception, allow_empty=False
+        )
+        self._ignore_exceptions = _check_exceptions(
+            "ignore_exceptions", ignore_exceptions, base=BaseException, allow_empty=True
+        )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"name must be a str or None, got {type(name).__name__}: {name!r}"
+            )
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(
+                f"clock must provide monotonic() and sleep(), got {clock!r}"
+            )
+        self._name = name
+        self._label = "(unnamed)" if name is None else repr(name)
+        self._clock = SYSTEM_CLOCK if clock is None else clock
+
+        # Guards _state, _generation, _failure_count, _listeners, _pending,
+        # _delivering and the _settled flag of every permit this breaker issues.
+        self._lock = threading.Lock()
+        self._state: _State = _ClosedState(self._failure_threshold)
+        self._generation = 0
+        self._failure_count = 0
+        # Replaced, never mutated, so delivery can iterate it without the lock.
+        self._listeners: tuple[Listener, ...] = ()
+        # Transitions not yet logged and sent to listeners, oldest first. One
+        # thread at a time delivers them (the one that set _delivering), so
+        # listeners see transitions in the order they happened.
+        self._pending: collections.deque[_Transition] = collections.deque()
+        self._delivering = False
+        # Permits taken by `with breaker:` blocks, a stack per thread.
+        self._local = threading.local()
+
+    @property
+    def name(self) -> str | None:
+        """Name given at construction, or None."""
+        return self._name
+
+    @property
+    def failure_threshold(self) -> int:
+        """Consecutive counted failures that open the breaker."""
+        return self._failure_threshold
+
+    @property
+    def reset_timeout(self) -> float:
+        """Seconds the breaker stays open before it admits trial calls."""
+        return self._reset_timeout
+
+    @property
+    def half_open_max_calls(self) -> int:
+        """Maximum number of trial calls running at once while half-open."""
+        return self._half_open_max_calls
+
+    @property
+    def state(self) -> CircuitState:
+        """Current state, after moving from OPEN to HALF_OPEN if the time has come.
+
+        The value may be stale as soon as it is returned if other threads use the
+        breaker.
+        """
+        now = self._clock.monotonic()
+        with self._lock:
+            self._expire_state(now)
+            state = self._state.kind
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+        return state
+
+    @property
+    def failure_count(self) -> int:
+        """Counted failures since the last counted success or the last close.
+
+        The count keeps its value while the breaker is open.
+        """
+        with self._lock:
+            return self._failure_count
+
+    def retry_after(self) -> float:
+        """Return the seconds until the breaker could admit a call.
+
+        The result is 0.0 when closed, when half-open (even if all trial slots
+        are taken, because the time when one frees is unknown), and when open with
+        `reset_timeout` already passed. This call does not change the state.
+        """
+        now = self._clock.monotonic()
+        with self._lock:
+            return self._state.retry_after(now)
+
+    def acquire_permission(self) -> Permit:
+        """Admit one call or reject it at once, without waiting for a state change.
+
+        If this call moves the breaker to HALF_OPEN, it may run the listeners
+        before it returns.
+
+        Returns:
+            A `Permit` that the caller must settle with the call's outcome.
+
+        Raises:
+            CircuitOpenError: The breaker is open, or half-open with every trial
+                slot taken.
+        """
+        now = self._clock.monotonic()
+        with self._lock:
+            self._expire_state(now)
+            admitted = self._state.admit()
+            kind = self._state.kind
+            retry_after = self._state.retry_after(now)
+            generation = self._generation
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+
+        if not admitted:
+            raise CircuitOpenError(
+                self._rejection_message(kind, retry_after), retry_after
+            )
+        return Permit(self, generation)
+
+    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `fn(*args, **kwargs)` if the breaker admits it and record the outcome.
+
+        Returns:
+            What `fn` returns.
+
+        Raises:
+            CircuitOpenError: The call was rejected and `fn` did not run.
+            BaseException: Whatever `fn` raises, unchanged.
+        """
+        permit = self.acquire_permission()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            permit.record_failure(exc)
+            raise
+        permit.record_success()
+        return result
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Wrap `fn` so that every call to it goes through `call`.
+
+        For a generator function the breaker guards only the creation of the
+        generator, not its iteration.
+
+        Raises:
+            TypeError: `fn` is not callable.
+        """
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return self.call(fn, *args, **kwargs)
+
+        return wrapper
+
+    def __enter__(self) -> Permit:
+        """Acquire a permit for the block and return it.
+
+        Raises:
+            CircuitOpenError: The call was rejected, so the block does not run.
+        """
+        permit = self.acquire_permission()
+        stack: list[Permit] | None = getattr(self._local, "permits", None)
+        if stack is None:
+            stack = []
+            self._local.permits = stack
+        stack.append(permit)
+        return permit
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Record the block's outcome from the exception it raised, if any.
+
+        The exception is never suppressed.
+        """
+        stack: list[Permit] | None = getattr(self._local, "permits", None)
+        if not stack:
+            raise RuntimeError(
+                f"circuit breaker {self._label}: __exit__ called without __enter__"
+            )
+        permit = stack.pop()
+        if exc is None:
+            permit.record_success()
+        else:
+            permit.record_failure(exc)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(breaker, old_state, new_state)` after each transition.
+
+        Listeners run in the order they were added, without the breaker's lock,
+        and see transitions in the order they happened. A listener may run on
+        another thread than the one whose call caused the transition, and after
+        that call has returned. An exception from a listener is logged and
+        otherwise ignored.
+
+        Raises:
+            TypeError: `listener` is not callable.
+        """
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {listener!r}")
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Remove one registration of `listener`.
+
+        Raises:
+            ValueError: `listener` is not registered.
+        """
+        with self._lock:
+            listeners = list(self._listeners)
+            if listener not in listeners:
+                raise ValueError(f"listener {listener!r} is not registered")
+            listeners.remove(listener)
+            self._listeners = tuple(listeners)
+
+    def __repr__(self) -> str:
+        with self._lock:
+            kind = self._state.kind
+            failures = self._failure_count
+        return (
+            f"CircuitBreaker(name={self._name!r}, state={kind.value}, "
+            f"failures={failures}/{self._failure_threshold})"
+        )
+
+    def _classify(self, exc: BaseException) -> _Outcome:
+        # Called by Permit.record_failure. Reads only settings fixed at init.
+        if not isinstance(exc, Exception) or isinstance(exc, self._ignore_exceptions):
+            return _Outcome.NEUTRAL
+        if isinstance(exc, self._failure_exceptions):
+            return _Outcome.FAILURE
+        return _Outcome.SUCCESS
+
+    def _settle(self, permit: Permit, outcome: _Outcome) -> None:
+        # Called by Permit. Applies its outcome unless the permit is settled or stale.
+        now = self._clock.monotonic()
+        with self._lock:
+            if permit._settled:
+                return
+            permit._settled = True
+            if permit.generation != self._generation:
+                return
+            self._apply(outcome, now)
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+
+    def _apply(self, outcome: _Outcome, now: float) -> None:
+        # Runs with the lock held, for a call admitted in the current generation.
+        if outcome is _Outcome.NEUTRAL:
+            self._state.on_neutral()
+            return
+        if outcome is _Outcome.SUCCESS:
+            self._failure_count = 0
+            next_kind = self._state.on_success()
+        else:
+            self._failure_count += 1
+            next_kind = self._state.on_failure(self._failure_count)
+        if next_kind is not None:
+            self._transition(next_kind, now)
+
+    def _expire_state(self, now: float) -> None:
+        # Runs with the lock held. Applies the lazy move from OPEN to HALF_OPEN.
+        if self._state.is_due(now):
+            self._transition(CircuitState.HALF_OPEN, now)
+
+    def _transition(self, kind: CircuitState, now: float) -> None:
+        # Runs with the lock held. Queues the event for _deliver.
+        old = self._state.kind
+        if kind is CircuitState.CLOSED:
+            self._failure_count = 0
+            self._state = _ClosedState(self._failure_threshold)
+        elif kind is CircuitState.OPEN:
+            self._state = _OpenState(now, self._reset_timeout)
+        else:
+            self._state = _HalfOpenState(
+                self._half_open_max_calls, self._success_threshold
+            )
+        self._generation += 1
+        self._pending.append(_Transition(old, kind, self._failure_count))
+
+    def _claim_delivery(self) -> bool:
+        # Runs with the lock held. True if the caller must run _deliver after
+        # releasing the lock, False if nothing is pending or another thread is
+        # already delivering (it will deliver these events too).
+        if not self._pending or self._delivering:
+            return False
+        self._delivering = True
+        return True
+
+    def _deliver(self) -> None:
+        # Runs without the lock, by the one thread that claimed delivery.
+        try:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        self._delivering = False
+                        return
+                    event = self._pending.popleft()
+                    listeners = self._listeners
+                self._announce(event, listeners)
+        except BaseException:
+            with self._lock:
+                self._delivering = False
+            raise
+
+    def _announce(self, event: _Transition, listeners: tuple[Listener, ...]) -> None:
+        if event.new is CircuitState.OPEN and event.old is CircuitState.CLOSED:
+            logger.warning(
+                "circuit breaker %s opened after consecutive failures "
+                "(failure_count=%d) and rejects calls for %g s",
+                self._label,
+                event.failure_count,
+                self._reset_timeout,
+            )
+        elif event.new is CircuitState.OPEN:
+            logger.warning(
+                "circuit breaker %s reopened because a trial call failed "
+                "(failure_count=%d) and rejects calls for %g s",
+                self._label,
+                event.failure_count,
+                self._reset_timeout,
+            )
+        elif event.new is CircuitState.HALF_OPEN:
+            logger.info(
+                "circuit breaker %s is half-open and admits trial calls "
+                "(half_open_max_calls=%d)",
+                self._label,
+                self._half_open_max_calls,
+            )
+        else:
+            logger.info(
+                "circuit breaker %s closed because trial calls succeeded "
+                "(success_threshold=%d)",
+                self._label,
+                self._success_threshold,
+            )
+        for listener in listeners:
+            try:
+                listener(self, event.old, event.new)
+            except Exception:
+                logger.exception(
+                    "listener %r of circuit breaker %s failed on %s -> %s",
+                    listener,
+                    self._label,
+                    event.old.value,
+                    event.new.value,
+                )
+
+    def _rejection_message(self, kind: CircuitState, retry_after: float) -> str:
+        if kind is CircuitState.HALF_OPEN:
+            return (
+                f"circuit breaker {self._label} is half-open and its trial slots "
+                f"are full (half_open_max_calls={self._half_open_max_calls})"
+            )
+        return (
+            f"circuit breaker {self._label} is open and rejects calls for another "
+            f"{retry_after:.3f} s"
+        )
