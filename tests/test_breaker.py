@@ -37,11 +37,6 @@ class BadRequestError(Exception):
     """A fake error that the caller caused, not the dependency."""
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def make_breaker(clock: FakeClock, **kwargs: Any) -> CircuitBreaker:
     options: dict[str, Any] = {
         "failure_threshold": 3,
