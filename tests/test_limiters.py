@@ -23,11 +23,6 @@ from syncq.testing import FakeClock
 THREAD_JOIN_TIMEOUT = 5.0
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def drained_bucket(
     clock: FakeClock, rate: float = 1.0, capacity: float = 1.0
 ) -> TokenBucket:
