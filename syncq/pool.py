@@ -492,15 +492,22 @@ class WorkerPool(Executor):
             self._finish(task, cancelled=True)
             return
         permit = None
-        if self._breaker is not None:
-            try:
+        try:
+            if self._breaker is not None:
                 permit = self._breaker.acquire_permission()
-            except CircuitOpenError as exc:
-                self._hold(task, exc.retry_after)
+            if self._limiter is not None and not self._wait_for_token(
+                self._limiter, task, permit
+            ):
                 return
-        if self._limiter is not None and not self._wait_for_token(
-            self._limiter, task, permit
-        ):
+        except CircuitOpenError as exc:
+            self._hold(task, exc.retry_after)
+            return
+        except Exception as exc:
+            # A broken limiter or breaker fails the task, never the worker thread.
+            logger.exception("pool %s could not admit a task", self._thread_name_prefix)
+            if permit is not None:
+                permit.release()
+            self._fail_before_run(task, exc)
             return
         if not task.started and not self._start(task, permit):
             return
@@ -518,6 +525,17 @@ class WorkerPool(Executor):
             self._after_success(task, result)
         if permit is not None:
             self._release_held()
+
+    def _fail_before_run(self, task: _Task, exc: Exception) -> None:
+        if not task.started:
+            if not task.future.set_running_or_notify_cancel():
+                self._finish(task, cancelled=True)
+                return
+            with self._lock:
+                self._pending -= 1
+            task.started = True
+        task.future.set_exception(exc)
+        self._finish(task, failed=True)
 
     def _wait_for_token(
         self, limiter: Limiter, task: _Task, permit: Permit | None
