@@ -636,33 +636,43 @@ class WorkerPool(Executor):
     def _set_outcome(
         self, task: _Task, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
+        # Count first, so that stats() read after a future completes include it.
+        with self._lock:
+            self._running -= 1
+            stop = self._count_finished(task, failed=exception is not None)
         if exception is None:
             task.future.set_result(result)
         else:
             task.future.set_exception(exception)
-        with self._lock:
-            self._running -= 1
-        self._finish(task, failed=exception is not None)
+        if stop:
+            self._stop()
 
     def _finish(
         self, task: _Task, *, failed: bool = False, cancelled: bool = False
     ) -> None:
         with self._lock:
-            if not task.started:
-                self._pending -= 1
-            self._outstanding -= 1
-            if cancelled:
-                self._cancelled += 1
-            elif failed:
-                self._failed += 1
-            else:
-                self._succeeded += 1
-            if task.key is not None:
-                self._by_key.pop(task.key, None)
-            self._idle.notify_all()
-            stop = self._shutdown and self._outstanding == 0
+            stop = self._count_finished(task, failed=failed, cancelled=cancelled)
         if stop:
             self._stop()
+
+    def _count_finished(
+        self, task: _Task, *, failed: bool = False, cancelled: bool = False
+    ) -> bool:
+        """Count a finished task, and return whether the pool should now stop."""
+        # Called with the lock held.
+        if not task.started:
+            self._pending -= 1
+        self._outstanding -= 1
+        if cancelled:
+            self._cancelled += 1
+        elif failed:
+            self._failed += 1
+        else:
+            self._succeeded += 1
+        if task.key is not None:
+            self._by_key.pop(task.key, None)
+        self._idle.notify_all()
+        return self._shutdown and self._outstanding == 0
 
     # -- the breaker -----------------------------------------------------------
 
