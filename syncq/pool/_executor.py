@@ -1,20 +1,10 @@
-"""A bounded worker pool that is a `concurrent.futures.Executor`.
-
-Beyond `ThreadPoolExecutor`, the pool bounds the number of tasks waiting to run,
-orders them by priority, retries failures with backoff without holding a thread,
-waits for a rate limiter's token before each run, holds tasks while a circuit
-breaker is open, and can record every task in a `Journal` so that a killed batch
-resumes where it stopped.
-"""
+"""WorkerPool: the executor itself, from submit to shutdown."""
 
 from __future__ import annotations
 
 import atexit
-import dataclasses
-import heapq
 import itertools
 import logging
-import math
 import os
 import queue
 import threading
@@ -28,14 +18,27 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
-from syncq.limiters import Limiter, TokenBucket
+from syncq.limiters import Limiter
+from syncq.pool._task import (
+    DEFAULT_OPTIONS,
+    Options,
+    PoolStats,
+    Task,
+    TaskOptions,
+    check_count,
+    check_priority,
+    check_timeout,
+    make_limiter,
+    make_retry,
+)
+from syncq.pool._timer import Timer
 from syncq.queue import TaskQueue
 from syncq.retry import Retry
 
 if TYPE_CHECKING:
     from syncq.breaker import CircuitBreaker, CircuitState, Permit
 
-__all__ = ["PoolStats", "TaskOptions", "WorkerPool"]
+__all__ = ["WorkerPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,114 +60,6 @@ def _shutdown_live_pools() -> None:
 
 
 atexit.register(_shutdown_live_pools)
-
-
-class _Task:
-    """One submitted call and everything the pool tracks about it."""
-
-    __slots__ = (
-        "args",
-        "attempts",
-        "fn",
-        "future",
-        "journal_id",
-        "key",
-        "kwargs",
-        "last_exception",
-        "priority",
-        "retry",
-        "started",
-    )
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        priority: float,
-        retry: Retry | None,
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.priority = priority
-        self.retry = retry
-        self.future: Future[Any] = Future()
-        self.attempts = 0
-        self.started = False
-        self.journal_id: int | None = None
-        self.key: str | None = None
-        self.last_exception: BaseException | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class PoolStats:
-    """A snapshot of a pool's counters; it may be stale as soon as it is read."""
-
-    submitted: int
-    """Tasks accepted by `submit`, plus tasks recovered from the journal."""
-    queued: int
-    """Tasks accepted and not yet finished, running ones excluded."""
-    running: int
-    """Tasks whose function is running now."""
-    succeeded: int
-    failed: int
-    """Tasks that raised on their last attempt."""
-    cancelled: int
-    retried: int
-    """Attempts that failed and were scheduled to run again."""
-
-
-def _check_count(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_priority(priority: object) -> float:
-    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
-        raise TypeError(f"priority must be a number, got {priority!r}")
-    if math.isnan(priority):
-        raise ValueError("priority must not be NaN")
-    return priority
-
-
-def _check_timeout(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0 or None, got {value!r}")
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class _Options:
-    priority: float = 0
-    key: str | None = None
-    retry: Retry | None = None
-    block: bool = True
-    block_timeout: float | None = None
-
-
-_DEFAULT_OPTIONS = _Options()
-
-
-class TaskOptions:
-    """A view of a pool that submits with options; made by `WorkerPool.options`."""
-
-    __slots__ = ("_options", "_pool")
-
-    def __init__(self, pool: WorkerPool, options: _Options) -> None:
-        self._pool = pool
-        self._options = options
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        """Schedule `fn(*args, **kwargs)` with these options; as `WorkerPool.submit`."""
-        return self._pool._submit(fn, args, kwargs, self._options)
 
 
 class WorkerPool(Executor):
@@ -206,11 +101,11 @@ class WorkerPool(Executor):
     ) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
-        self._max_workers = _check_count("max_workers", max_workers, minimum=1)
-        self._max_pending = _check_count("max_pending", max_pending, minimum=0)
-        self._limiter = _make_limiter(rate_limit)
+        self._max_workers = check_count("max_workers", max_workers, minimum=1)
+        self._max_pending = check_count("max_pending", max_pending, minimum=0)
+        self._limiter = make_limiter(rate_limit)
         self._breaker = breaker
-        self._retry = _make_retry(retry)
+        self._retry = make_retry(retry)
         self._thread_name_prefix = thread_name_prefix
 
         # Guards every field below up to the threads, and the counters. Notified
@@ -228,15 +123,15 @@ class WorkerPool(Executor):
         self._failed = 0
         self._cancelled = 0
         self._retried = 0
-        self._held: list[_Task] = []
+        self._held: list[Task] = []
         self._by_key: dict[str, Future[Any]] = {}
         self._threads: list[threading.Thread] = []
 
-        self._ready: TaskQueue[_Task] = TaskQueue()
+        self._ready: TaskQueue[Task] = TaskQueue()
         # Set when tasks that have not started are cancelled, to wake workers
         # waiting for a token.
         self._abort = threading.Event()
-        self._timer = _Timer(
+        self._timer = Timer(
             self._ready, self._release_held, f"{thread_name_prefix}-timer"
         )
         # Serialises keyed submits, so two threads submitting one key get one task.
@@ -266,7 +161,7 @@ class WorkerPool(Executor):
                 is not JSON-serializable.
             JournalError: With a journal, recording the task failed.
         """
-        return self._submit(fn, args, kwargs, _DEFAULT_OPTIONS)
+        return self._submit(fn, args, kwargs, DEFAULT_OPTIONS)
 
     def options(
         self,
@@ -300,12 +195,12 @@ class WorkerPool(Executor):
             raise TypeError(f"key must be a str or None, got {key!r}")
         if key is not None and self._journal is None:
             raise ValueError("key= needs a pool with a journal")
-        options = _Options(
-            priority=_check_priority(priority),
+        options = Options(
+            priority=check_priority(priority),
             key=key,
-            retry=_make_retry(retry),
+            retry=make_retry(retry),
             block=block,
-            block_timeout=_check_timeout("block_timeout", block_timeout),
+            block_timeout=check_timeout("block_timeout", block_timeout),
         )
         return TaskOptions(self, options)
 
@@ -314,17 +209,17 @@ class WorkerPool(Executor):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        options: _Options,
+        options: Options,
     ) -> Future[Any]:
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        task = _Task(fn, args, kwargs, options.priority, options.retry or self._retry)
+        task = Task(fn, args, kwargs, options.priority, options.retry or self._retry)
         if self._journal is None:
             self._admit(task, options.block, options.block_timeout)
             return task.future
         return self._submit_journaled(self._journal, task, options)
 
-    def _admit(self, task: _Task, block: bool, block_timeout: float | None) -> None:
+    def _admit(self, task: Task, block: bool, block_timeout: float | None) -> None:
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -378,10 +273,10 @@ class WorkerPool(Executor):
         Raises:
             TimeoutError: A result is not ready `timeout` seconds after this call.
         """
-        _check_timeout("timeout", timeout)
+        check_timeout("timeout", timeout)
         if buffersize is None:
             buffersize = 2 * self._max_workers
-        _check_count("buffersize", buffersize, minimum=1)
+        check_count("buffersize", buffersize, minimum=1)
         deadline = None if timeout is None else time.monotonic() + timeout
         items = zip(*iterables)
         futures: deque[Future[T]] = deque(
@@ -430,7 +325,7 @@ class WorkerPool(Executor):
                 )
                 self._journal.fail(entry.id, f"cannot import {entry.function}: {exc}")
                 continue
-            task = _Task(
+            task = Task(
                 fn, tuple(entry.args), entry.kwargs, entry.priority, self._retry
             )
             task.journal_id = entry.id
@@ -449,8 +344,8 @@ class WorkerPool(Executor):
     def _submit_journaled(
         self,
         journal: Journal,
-        task: _Task,
-        options: _Options,
+        task: Task,
+        options: Options,
     ) -> Future[Any]:
         key = options.key
         name = function_name(task.fn)
@@ -487,7 +382,7 @@ class WorkerPool(Executor):
                 return
             self._run(task)
 
-    def _run(self, task: _Task) -> None:
+    def _run(self, task: Task) -> None:
         if not task.started and task.future.cancelled():
             self._finish(task, cancelled=True)
             return
@@ -526,7 +421,7 @@ class WorkerPool(Executor):
         if permit is not None:
             self._release_held()
 
-    def _fail_before_run(self, task: _Task, exc: Exception) -> None:
+    def _fail_before_run(self, task: Task, exc: Exception) -> None:
         if not task.started:
             if not task.future.set_running_or_notify_cancel():
                 self._finish(task, cancelled=True)
@@ -538,7 +433,7 @@ class WorkerPool(Executor):
         self._finish(task, failed=True)
 
     def _wait_for_token(
-        self, limiter: Limiter, task: _Task, permit: Permit | None
+        self, limiter: Limiter, task: Task, permit: Permit | None
     ) -> bool:
         # Without a timeout, reserve always returns a reservation.
         reservation = limiter.reserve(1)
@@ -553,7 +448,7 @@ class WorkerPool(Executor):
             return False
         return True
 
-    def _start(self, task: _Task, permit: Permit | None) -> bool:
+    def _start(self, task: Task, permit: Permit | None) -> bool:
         if not task.future.set_running_or_notify_cancel():
             if permit is not None:
                 permit.release()
@@ -581,7 +476,7 @@ class WorkerPool(Executor):
                 return False
         return True
 
-    def _after_success(self, task: _Task, result: Any) -> None:
+    def _after_success(self, task: Task, result: Any) -> None:
         if self._journal is not None and task.journal_id is not None:
             try:
                 self._journal.finish(task.journal_id, result)
@@ -593,7 +488,7 @@ class WorkerPool(Executor):
                 return
         self._set_outcome(task, result=result)
 
-    def _after_failure(self, task: _Task, exc: BaseException) -> None:
+    def _after_failure(self, task: Task, exc: BaseException) -> None:
         task.attempts += 1
         task.last_exception = exc
         policy = task.retry
@@ -634,7 +529,7 @@ class WorkerPool(Executor):
             )
 
     def _set_outcome(
-        self, task: _Task, *, result: Any = None, exception: BaseException | None = None
+        self, task: Task, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
         # Count first, so that stats() read after a future completes include it.
         with self._lock:
@@ -648,7 +543,7 @@ class WorkerPool(Executor):
             self._stop()
 
     def _finish(
-        self, task: _Task, *, failed: bool = False, cancelled: bool = False
+        self, task: Task, *, failed: bool = False, cancelled: bool = False
     ) -> None:
         with self._lock:
             stop = self._count_finished(task, failed=failed, cancelled=cancelled)
@@ -656,7 +551,7 @@ class WorkerPool(Executor):
             self._stop()
 
     def _count_finished(
-        self, task: _Task, *, failed: bool = False, cancelled: bool = False
+        self, task: Task, *, failed: bool = False, cancelled: bool = False
     ) -> bool:
         """Count a finished task, and return whether the pool should now stop."""
         # Called with the lock held.
@@ -676,7 +571,7 @@ class WorkerPool(Executor):
 
     # -- the breaker -----------------------------------------------------------
 
-    def _hold(self, task: _Task, retry_after: float) -> None:
+    def _hold(self, task: Task, retry_after: float) -> None:
         if retry_after > 0:
             self._timer.schedule(task, retry_after)
             return
@@ -699,7 +594,7 @@ class WorkerPool(Executor):
 
     # -- stopping --------------------------------------------------------------
 
-    def _abandon(self, task: _Task) -> None:
+    def _abandon(self, task: Task) -> None:
         """Cancel a task that has not started, or fail one waiting for a retry."""
         if not task.started:
             task.future.cancel()
@@ -716,7 +611,7 @@ class WorkerPool(Executor):
 
     def _cancel_waiting(self) -> int:
         self._abort.set()
-        waiting: list[_Task] = []
+        waiting: list[Task] = []
         while True:
             try:
                 waiting.append(self._ready.get_nowait())
@@ -758,7 +653,7 @@ class WorkerPool(Executor):
         Blocks until the tasks that are running end, since a thread cannot be
         killed. None waits for everything to drain.
         """
-        _check_timeout("timeout", timeout)
+        check_timeout("timeout", timeout)
         self.shutdown(wait=False)
         with self._lock:
             drained = self._idle.wait_for(lambda: self._outstanding == 0, timeout)
@@ -828,107 +723,3 @@ class WorkerPool(Executor):
 
     def __repr__(self) -> str:
         return f"WorkerPool(max_workers={self._max_workers})"
-
-
-class _Timer:
-    """A thread that moves tasks to the ready queue when their delay has passed.
-
-    A scheduled `None` releases the tasks held by the breaker instead.
-    """
-
-    def __init__(
-        self, ready: TaskQueue[_Task], release_held: Callable[[], None], name: str
-    ) -> None:
-        self._ready = ready
-        self._release_held = release_held
-        self._name = name
-        self._heap: list[tuple[float, int, _Task | None]] = []
-        self._sequence = itertools.count()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        # Guards the heap, the flag and the thread; notified when an entry is
-        # added that may be due sooner, and on stop.
-        self._changed = threading.Condition()
-
-    def schedule(self, task: _Task | None, delay: float) -> None:
-        with self._changed:
-            heapq.heappush(
-                self._heap, (time.monotonic() + delay, next(self._sequence), task)
-            )
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name=self._name, daemon=True
-                )
-                self._thread.start()
-            self._changed.notify()
-
-    def clear(self) -> list[_Task]:
-        with self._changed:
-            tasks = [task for _, _, task in self._heap if task is not None]
-            self._heap = []
-        return tasks
-
-    def stop(self) -> None:
-        with self._changed:
-            self._stopped = True
-            self._changed.notify()
-
-    def join(self) -> None:
-        with self._changed:
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def _loop(self) -> None:
-        while True:
-            with self._changed:
-                due = self._take_due()
-                if due is None:
-                    return
-            for task in due:
-                if task is None:
-                    self._release_held()
-                else:
-                    self._ready.put(task, priority=task.priority)
-
-    def _take_due(self) -> list[_Task | None] | None:
-        # Called with the condition held; None means stop.
-        while not self._stopped:
-            if not self._heap:
-                self._changed.wait()
-                continue
-            remaining = self._heap[0][0] - time.monotonic()
-            if remaining > 0:
-                self._changed.wait(remaining)
-                continue
-            due = []
-            now = time.monotonic()
-            while self._heap and self._heap[0][0] <= now:
-                due.append(heapq.heappop(self._heap)[2])
-            return due
-        return None
-
-
-def _make_limiter(rate_limit: Limiter | str | float | None) -> Limiter | None:
-    if rate_limit is None:
-        return None
-    if isinstance(rate_limit, bool):
-        raise TypeError(f"rate_limit must be a limiter or a rate, got {rate_limit!r}")
-    if isinstance(rate_limit, (str, int, float)):
-        return TokenBucket(rate_limit)
-    if not callable(getattr(rate_limit, "reserve", None)):
-        raise TypeError(
-            "rate_limit must be a limiter, a rate such as '10/s', or None, "
-            f"got {rate_limit!r}"
-        )
-    return rate_limit
-
-
-def _make_retry(retry: Retry | int | None) -> Retry | None:
-    if retry is None or isinstance(retry, Retry):
-        return retry
-    if isinstance(retry, bool) or not isinstance(retry, int):
-        raise TypeError(
-            f"retry must be a Retry, a number of attempts or None, got {retry!r}"
-        )
-    return Retry(retry)

@@ -1,0 +1,149 @@
+"""The pool's record of a submitted call, its options and its counters."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from syncq.limiters import Limiter, TokenBucket
+from syncq.retry import Retry
+
+if TYPE_CHECKING:
+    from syncq.pool._executor import WorkerPool
+
+T = TypeVar("T")
+
+
+class Task:
+    """One submitted call and everything the pool tracks about it."""
+
+    __slots__ = (
+        "args",
+        "attempts",
+        "fn",
+        "future",
+        "journal_id",
+        "key",
+        "kwargs",
+        "last_exception",
+        "priority",
+        "retry",
+        "started",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        priority: float,
+        retry: Retry | None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.priority = priority
+        self.retry = retry
+        self.future: Future[Any] = Future()
+        self.attempts = 0
+        self.started = False
+        self.journal_id: int | None = None
+        self.key: str | None = None
+        self.last_exception: BaseException | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of a pool's counters; it may be stale as soon as it is read."""
+
+    submitted: int
+    """Tasks accepted by `submit`, plus tasks recovered from the journal."""
+    queued: int
+    """Tasks accepted and not yet finished, running ones excluded."""
+    running: int
+    """Tasks whose function is running now."""
+    succeeded: int
+    failed: int
+    """Tasks that raised on their last attempt."""
+    cancelled: int
+    retried: int
+    """Attempts that failed and were scheduled to run again."""
+
+
+def check_count(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def check_priority(priority: object) -> float:
+    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
+        raise TypeError(f"priority must be a number, got {priority!r}")
+    if math.isnan(priority):
+        raise ValueError("priority must not be NaN")
+    return priority
+
+
+def check_timeout(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0 or None, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    priority: float = 0
+    key: str | None = None
+    retry: Retry | None = None
+    block: bool = True
+    block_timeout: float | None = None
+
+
+DEFAULT_OPTIONS = Options()
+
+
+class TaskOptions:
+    """A view of a pool that submits with options; made by `WorkerPool.options`."""
+
+    __slots__ = ("_options", "_pool")
+
+    def __init__(self, pool: WorkerPool, options: Options) -> None:
+        self._pool = pool
+        self._options = options
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Schedule `fn(*args, **kwargs)` with these options; as `WorkerPool.submit`."""
+        return self._pool._submit(fn, args, kwargs, self._options)
+
+
+def make_limiter(rate_limit: Limiter | str | float | None) -> Limiter | None:
+    if rate_limit is None:
+        return None
+    if isinstance(rate_limit, bool):
+        raise TypeError(f"rate_limit must be a limiter or a rate, got {rate_limit!r}")
+    if isinstance(rate_limit, (str, int, float)):
+        return TokenBucket(rate_limit)
+    if not callable(getattr(rate_limit, "reserve", None)):
+        raise TypeError(
+            "rate_limit must be a limiter, a rate such as '10/s', or None, "
+            f"got {rate_limit!r}"
+        )
+    return rate_limit
+
+
+def make_retry(retry: Retry | int | None) -> Retry | None:
+    if retry is None or isinstance(retry, Retry):
+        return retry
+    if isinstance(retry, bool) or not isinstance(retry, int):
+        raise TypeError(
+            f"retry must be a Retry, a number of attempts or None, got {retry!r}"
+        )
+    return Retry(retry)

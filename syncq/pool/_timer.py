@@ -1,0 +1,91 @@
+"""The thread that moves delayed tasks back to the pool's ready queue."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from typing import Callable
+
+from syncq.pool._task import Task
+from syncq.queue import TaskQueue
+
+
+class Timer:
+    """A thread that moves tasks to the ready queue when their delay has passed.
+
+    A scheduled `None` releases the tasks held by the breaker instead.
+    """
+
+    def __init__(
+        self, ready: TaskQueue[Task], release_held: Callable[[], None], name: str
+    ) -> None:
+        self._ready = ready
+        self._release_held = release_held
+        self._name = name
+        self._heap: list[tuple[float, int, Task | None]] = []
+        self._sequence = itertools.count()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        # Guards the heap, the flag and the thread; notified when an entry is
+        # added that may be due sooner, and on stop.
+        self._changed = threading.Condition()
+
+    def schedule(self, task: Task | None, delay: float) -> None:
+        with self._changed:
+            heapq.heappush(
+                self._heap, (time.monotonic() + delay, next(self._sequence), task)
+            )
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name=self._name, daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def clear(self) -> list[Task]:
+        with self._changed:
+            tasks = [task for _, _, task in self._heap if task is not None]
+            self._heap = []
+        return tasks
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+
+    def join(self) -> None:
+        with self._changed:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                due = self._take_due()
+                if due is None:
+                    return
+            for task in due:
+                if task is None:
+                    self._release_held()
+                else:
+                    self._ready.put(task, priority=task.priority)
+
+    def _take_due(self) -> list[Task | None] | None:
+        # Called with the condition held; None means stop.
+        while not self._stopped:
+            if not self._heap:
+                self._changed.wait()
+                continue
+            remaining = self._heap[0][0] - time.monotonic()
+            if remaining > 0:
+                self._changed.wait(remaining)
+                continue
+            due = []
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[2])
+            return due
+        return None
