@@ -1,28 +1,24 @@
-"""A thread-safe circuit breaker that stops calls to a failing dependency.
-
-A `CircuitBreaker` is CLOSED while calls succeed. After `failure_threshold`
-consecutive counted failures it OPENS and rejects every call with
-`syncq.errors.CircuitOpenError` until `reset_timeout` seconds have passed. Then it
-is HALF_OPEN: a bounded number of trial calls run, and their outcome either closes
-the breaker or opens it again.
-
-The breaker's lock guards only its state and counters. User functions run without
-it, so calls in CLOSED run concurrently. Each state has a small class below, which
-the breaker calls with its lock held, so new triggers and states can be added one
-class at a time.
-"""
+"""CircuitBreaker and the permits it hands to admitted calls."""
 
 from __future__ import annotations
 
 import collections
-import enum
 import functools
 import logging
 import math
 import numbers
 import threading
-from typing import TYPE_CHECKING, Callable, ClassVar, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
+from syncq.breaker._states import (
+    CircuitState,
+    ClosedState,
+    HalfOpenState,
+    OpenState,
+    Outcome,
+    State,
+    Transition,
+)
 from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import CircuitOpenError
 
@@ -33,7 +29,7 @@ if TYPE_CHECKING:
 
     P = ParamSpec("P")
 
-__all__ = ["CircuitBreaker", "CircuitState", "Listener", "Permit"]
+__all__ = ["CircuitBreaker", "Listener", "Permit"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,121 +37,6 @@ R = TypeVar("R")
 
 Listener = Callable[["CircuitBreaker", "CircuitState", "CircuitState"], None]
 """A callable run after each transition as `listener(breaker, old_state, new_state)`."""
-
-
-class CircuitState(enum.Enum):
-    """The state of a circuit breaker."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-class _Outcome(enum.Enum):
-    """Effect of an admitted call's result on the breaker."""
-
-    SUCCESS = "success"
-    FAILURE = "failure"
-    NEUTRAL = "neutral"
-
-
-class _Transition(NamedTuple):
-    """A state change waiting to be logged and sent to the listeners."""
-
-    old: CircuitState
-    new: CircuitState
-    failure_count: int
-
-
-class _State:
-    """Behaviour of one breaker state.
-
-    The breaker creates a new instance on each transition and calls its methods
-    with the breaker's lock held. Methods that may end the state return the next
-    `CircuitState`, or None to stay.
-    """
-
-    kind: ClassVar[CircuitState]
-
-    def is_due(self, now: float) -> bool:
-        """Return True if the state should end now without any call."""
-        return False
-
-    def admit(self) -> bool:
-        """Take a slot for a call and return True, or return False to reject it."""
-        return True
-
-    def retry_after(self, now: float) -> float:
-        """Return the seconds until this state could admit a call."""
-        return 0.0
-
-    def on_success(self) -> CircuitState | None:
-        """Record a successful call admitted in this state."""
-        return None
-
-    def on_failure(self, failure_count: int) -> CircuitState | None:
-        """Record a counted failure, which `failure_count` already includes."""
-        return None
-
-    def on_neutral(self) -> None:
-        """Free the slot of a call whose outcome does not count."""
-
-
-class _ClosedState(_State):
-    kind = CircuitState.CLOSED
-
-    def __init__(self, failure_threshold: int) -> None:
-        self._failure_threshold = failure_threshold
-
-    def on_failure(self, failure_count: int) -> CircuitState | None:
-        if failure_count >= self._failure_threshold:
-            return CircuitState.OPEN
-        return None
-
-
-class _OpenState(_State):
-    kind = CircuitState.OPEN
-
-    def __init__(self, opened_at: float, reset_timeout: float) -> None:
-        self._reopen_at = opened_at + reset_timeout
-
-    def is_due(self, now: float) -> bool:
-        return now >= self._reopen_at
-
-    def admit(self) -> bool:
-        return False
-
-    def retry_after(self, now: float) -> float:
-        return max(0.0, self._reopen_at - now)
-
-
-class _HalfOpenState(_State):
-    kind = CircuitState.HALF_OPEN
-
-    def __init__(self, max_calls: int, success_threshold: int) -> None:
-        self._max_calls = max_calls
-        self._success_threshold = success_threshold
-        self._in_flight = 0
-        self._successes = 0
-
-    def admit(self) -> bool:
-        if self._in_flight >= self._max_calls:
-            return False
-        self._in_flight += 1
-        return True
-
-    def on_success(self) -> CircuitState | None:
-        self._in_flight -= 1
-        self._successes += 1
-        if self._successes >= self._success_threshold:
-            return CircuitState.CLOSED
-        return None
-
-    def on_failure(self, failure_count: int) -> CircuitState | None:
-        return CircuitState.OPEN
-
-    def on_neutral(self) -> None:
-        self._in_flight -= 1
 
 
 class Permit:
@@ -188,7 +69,7 @@ class Permit:
 
     def record_success(self) -> None:
         """Record that the call succeeded."""
-        self._breaker._settle(self, _Outcome.SUCCESS)
+        self._breaker._settle(self, Outcome.SUCCESS)
 
     def record_failure(self, exc: BaseException) -> None:
         """Record that the call raised `exc`.
@@ -215,7 +96,7 @@ class Permit:
         Use this when the call was not made, or when its outcome is no evidence
         about the dependency.
         """
-        self._breaker._settle(self, _Outcome.NEUTRAL)
+        self._breaker._settle(self, Outcome.NEUTRAL)
 
     def __repr__(self) -> str:
         return f"Permit(generation={self._generation}, settled={self._settled})"
@@ -354,7 +235,7 @@ class CircuitBreaker:
         # Guards _state, _generation, _failure_count, _listeners, _pending,
         # _delivering and the _settled flag of every permit this breaker issues.
         self._lock = threading.Lock()
-        self._state: _State = _ClosedState(self._failure_threshold)
+        self._state: State = ClosedState(self._failure_threshold)
         self._generation = 0
         self._failure_count = 0
         # Replaced, never mutated, so delivery can iterate it without the lock.
@@ -362,7 +243,7 @@ class CircuitBreaker:
         # Transitions not yet logged and sent to listeners, oldest first. One
         # thread at a time delivers them (the one that set _delivering), so
         # listeners see transitions in the order they happened.
-        self._pending: collections.deque[_Transition] = collections.deque()
+        self._pending: collections.deque[Transition] = collections.deque()
         self._delivering = False
         # Permits taken by `with breaker:` blocks, a stack per thread.
         self._local = threading.local()
@@ -564,15 +445,15 @@ class CircuitBreaker:
             f"failures={failures}/{self._failure_threshold})"
         )
 
-    def _classify(self, exc: BaseException) -> _Outcome:
+    def _classify(self, exc: BaseException) -> Outcome:
         # Called by Permit.record_failure. Reads only settings fixed at init.
         if not isinstance(exc, Exception) or isinstance(exc, self._ignore_exceptions):
-            return _Outcome.NEUTRAL
+            return Outcome.NEUTRAL
         if isinstance(exc, self._failure_exceptions):
-            return _Outcome.FAILURE
-        return _Outcome.SUCCESS
+            return Outcome.FAILURE
+        return Outcome.SUCCESS
 
-    def _settle(self, permit: Permit, outcome: _Outcome) -> None:
+    def _settle(self, permit: Permit, outcome: Outcome) -> None:
         # Called by Permit. Applies its outcome unless the permit is settled or stale.
         now = self._clock.monotonic()
         with self._lock:
@@ -586,12 +467,12 @@ class CircuitBreaker:
         if deliver:
             self._deliver()
 
-    def _apply(self, outcome: _Outcome, now: float) -> None:
+    def _apply(self, outcome: Outcome, now: float) -> None:
         # Runs with the lock held, for a call admitted in the current generation.
-        if outcome is _Outcome.NEUTRAL:
+        if outcome is Outcome.NEUTRAL:
             self._state.on_neutral()
             return
-        if outcome is _Outcome.SUCCESS:
+        if outcome is Outcome.SUCCESS:
             self._failure_count = 0
             next_kind = self._state.on_success()
         else:
@@ -610,15 +491,15 @@ class CircuitBreaker:
         old = self._state.kind
         if kind is CircuitState.CLOSED:
             self._failure_count = 0
-            self._state = _ClosedState(self._failure_threshold)
+            self._state = ClosedState(self._failure_threshold)
         elif kind is CircuitState.OPEN:
-            self._state = _OpenState(now, self._reset_timeout)
+            self._state = OpenState(now, self._reset_timeout)
         else:
-            self._state = _HalfOpenState(
+            self._state = HalfOpenState(
                 self._half_open_max_calls, self._success_threshold
             )
         self._generation += 1
-        self._pending.append(_Transition(old, kind, self._failure_count))
+        self._pending.append(Transition(old, kind, self._failure_count))
 
     def _claim_delivery(self) -> bool:
         # Runs with the lock held. True if the caller must run _deliver after
@@ -645,7 +526,7 @@ class CircuitBreaker:
                 self._delivering = False
             raise
 
-    def _announce(self, event: _Transition, listeners: tuple[Listener, ...]) -> None:
+    def _announce(self, event: Transition, listeners: tuple[Listener, ...]) -> None:
         if event.new is CircuitState.OPEN and event.old is CircuitState.CLOSED:
             logger.warning(
                 "circuit breaker %s opened after consecutive failures "
