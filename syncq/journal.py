@@ -308,7 +308,7 @@ class Journal:
                     "INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            elif int(row[0]) > SCHEMA_VERSION:
+            elif _schema_version(self.path, row[0]) > SCHEMA_VERSION:
                 raise JournalError(
                     f"journal {self.path} has schema version {row[0]}, newer than this "
                     f"syncq understands ({SCHEMA_VERSION}); upgrade syncq"
@@ -319,15 +319,26 @@ class Journal:
 
     def _renew_lease(self) -> None:
         interval = self.lease_duration / 3
+        lease_lost = False
         while not self._stop_heartbeat.wait(interval):
             try:
-                self._write(
+                renewed = self._write(
                     "UPDATE runs SET heartbeat_at = ? WHERE run_id = ?",
                     (time.time(), self.run_id),
                 )
             except JournalError:
+                if self._closed:
+                    return
                 logger.exception(
                     "journal %s: renewing the lease of run %s failed",
+                    self.path,
+                    self.run_id,
+                )
+                continue
+            if not renewed and not lease_lost:
+                lease_lost = True
+                logger.warning(
+                    "journal %s: run %s lost its lease; another run took its tasks",
                     self.path,
                     self.run_id,
                 )
@@ -348,6 +359,12 @@ class Journal:
             ):
                 dead.append(run_id)
         return dead
+
+    def _run_is_gone(self, run_id: str | None) -> bool:
+        if run_id is None or run_id in self._dead_runs(self._conn):
+            return True
+        row = self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,))
+        return row.fetchone() is None
 
     # -- reading and writing ---------------------------------------------------
 
@@ -375,21 +392,26 @@ class Journal:
             try:
                 with _Transaction(self._conn):
                     dead = self._dead_runs(self._conn)
-                    interrupted = 0
-                    for run_id in dead:
-                        interrupted += self._conn.execute(
-                            "UPDATE tasks SET owner = ?, state = 'pending',"
-                            " updated_at = ? WHERE owner = ? AND state = 'running'",
-                            (self.run_id, time.time(), run_id),
-                        ).rowcount
-                        self._conn.execute(
-                            "UPDATE tasks SET owner = ?"
-                            " WHERE owner = ? AND state = 'pending'",
-                            (self.run_id, run_id),
-                        )
-                        self._conn.execute(
-                            "DELETE FROM runs WHERE run_id = ?", (run_id,)
-                        )
+                    self._conn.executemany(
+                        "DELETE FROM runs WHERE run_id = ?",
+                        [(run_id,) for run_id in dead],
+                    )
+                    # Tasks whose owner has no runs row left: the dead runs just
+                    # deleted, and any run taken over earlier that kept adding
+                    # tasks after it resumed.
+                    orphaned = (
+                        " AND owner IS NOT ? AND (owner IS NULL"
+                        " OR owner NOT IN (SELECT run_id FROM runs))"
+                    )
+                    interrupted = self._conn.execute(
+                        "UPDATE tasks SET owner = ?, state = 'pending', updated_at = ?"
+                        " WHERE state = 'running'" + orphaned,
+                        (self.run_id, time.time(), self.run_id),
+                    ).rowcount
+                    self._conn.execute(
+                        "UPDATE tasks SET owner = ? WHERE state = 'pending'" + orphaned,
+                        (self.run_id, self.run_id),
+                    )
                     rows = self._conn.execute(
                         f"SELECT {_TASK_COLUMNS} FROM tasks"
                         " WHERE owner = ? AND state = 'pending' ORDER BY priority, id",
@@ -416,7 +438,19 @@ class Journal:
             counts[TaskState.DONE],
             counts[TaskState.FAILED],
         )
-        return [_task_from_row(row) for row in rows]
+        return self._decode_recovered(rows)
+
+    def _decode_recovered(self, rows: list[Any]) -> list[JournalTask]:
+        tasks = []
+        for row in rows:
+            try:
+                tasks.append(_task_from_row(row))
+            except ValueError as exc:
+                logger.error(
+                    "journal %s: task %d is unreadable: %s", self.path, row[0], exc
+                )
+                self.fail(row[0], f"unreadable arguments or result: {exc}")
+        return tasks
 
     def add(
         self,
@@ -492,7 +526,7 @@ class Journal:
             return task_id, True
         if owner == self.run_id:
             return task_id, False
-        if owner in self._dead_runs(self._conn):
+        if self._run_is_gone(owner):
             self._conn.execute(
                 "UPDATE tasks SET state = 'pending', owner = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -662,6 +696,15 @@ def _task_from_row(row: Sequence[Any]) -> JournalTask:
         result=None if result is None else json.loads(result),
         error=error,
     )
+
+
+def _schema_version(path: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise JournalError(
+            f"journal {path} is corrupt: its schema version is {value!r}, not a number"
+        ) from None
 
 
 def _describe_open_error(path: str, exc: sqlite3.Error) -> str:

@@ -554,11 +554,6 @@ class TestJournalExpiredLease:
         assert reply["started"] is False
         assert successor.start(stalled_run.pending_id) is True
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="recover() deletes the runs row of a run it takes over; if that "
-        "process resumes and adds tasks, they belong to a run no one can find",
-    )
     def test_recover_finds_tasks_added_after_takeover(
         self, stalled_run: _StalledRun, open_journal: Callable[..., Journal]
     ) -> None:
@@ -731,11 +726,6 @@ class TestJournalOpenErrors:
 
         assert str(journal_path) in str(excinfo.value)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Journal compares int(schema_version) without catching ValueError, "
-        "so a malformed meta row escapes as ValueError and leaks the connection",
-    )
     def test_journal_rejects_malformed_schema_version(self, journal_path: Path) -> None:
         Journal(journal_path).close()
         execute(
@@ -986,11 +976,6 @@ class TestPoolJournal:
         assert again is pool.recovered[0]
         assert again.result(WAIT_TIMEOUT) is True
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a journaled submit records the task before admitting it, so "
-        "queue.Full leaves a pending row that the next run executes",
-    )
     def test_pool_full_submit_stores_nothing(
         self, journal_path: Path, gate: threading.Event
     ) -> None:
@@ -1006,11 +991,6 @@ class TestPoolJournal:
 
         assert rows == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="after queue.Full the key stays mapped to a future that never "
-        "completes, so submitting the key again never returns a result",
-    )
     def test_pool_full_submit_key_can_be_resubmitted(
         self, journal_path: Path, gate: threading.Event
     ) -> None:

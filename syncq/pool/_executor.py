@@ -220,17 +220,34 @@ class WorkerPool(Executor):
         return self._submit_journaled(self._journal, task, options)
 
     def _admit(self, task: Task, block: bool, block_timeout: float | None) -> None:
+        self._reserve_slot(block, block_timeout)
+        self._ready.put(task, priority=task.priority)
+
+    def _reserve_slot(
+        self, block: bool, block_timeout: float | None, *, bounded: bool = True
+    ) -> None:
+        """Count one more outstanding task, blocking while `max_pending` wait."""
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if self._max_pending and self._pending >= self._max_pending:
+            if bounded and self._max_pending and self._pending >= self._max_pending:
                 self._wait_for_slot(block, block_timeout)
             self._pending += 1
             self._outstanding += 1
             self._submitted += 1
             if len(self._threads) < self._max_workers:
                 self._start_worker()
-        self._ready.put(task, priority=task.priority)
+
+    def _release_slot(self) -> None:
+        """Undo `_reserve_slot` for a task that will not be queued after all."""
+        with self._lock:
+            self._pending -= 1
+            self._outstanding -= 1
+            self._submitted -= 1
+            self._idle.notify_all()
+            stop = self._shutdown and self._outstanding == 0
+        if stop:
+            self._stop()
 
     def _wait_for_slot(self, block: bool, block_timeout: float | None) -> None:
         # Called with the lock held.
@@ -332,7 +349,10 @@ class WorkerPool(Executor):
             task.key = entry.key
             if entry.key is not None:
                 self._by_key[entry.key] = task.future
-            self._admit(task, True, None)
+            # Recovered tasks were accepted by an earlier run, so they do not
+            # wait for a pending slot; opening the pool never blocks on them.
+            self._reserve_slot(True, None, bounded=False)
+            self._ready.put(task, priority=task.priority)
             self.recovered.append(task.future)
         if self.recovered:
             logger.info(
@@ -350,17 +370,23 @@ class WorkerPool(Executor):
         key = options.key
         name = function_name(task.fn)
         args_json, kwargs_json = encode_arguments(name, task.args, task.kwargs)
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
         with self._keys_lock:
             if key is not None:
                 existing = self._by_key.get(key)
                 if existing is not None:
                     return existing
-            entry, created = journal.add(
-                name, args_json, kwargs_json, key=key, priority=task.priority
-            )
+            # Take the pending slot first: a submit that raises queue.Full must
+            # leave nothing in the journal for a later run to execute.
+            self._reserve_slot(options.block, options.block_timeout)
+            try:
+                entry, created = journal.add(
+                    name, args_json, kwargs_json, key=key, priority=task.priority
+                )
+            except BaseException:
+                self._release_slot()
+                raise
             if not created:
+                self._release_slot()
                 done: Future[Any] = Future()
                 done.set_result(entry.result)
                 return done
@@ -368,7 +394,7 @@ class WorkerPool(Executor):
             task.key = key
             if key is not None:
                 self._by_key[key] = task.future
-        self._admit(task, options.block, options.block_timeout)
+        self._ready.put(task, priority=task.priority)
         return task.future
 
     # -- running ---------------------------------------------------------------
