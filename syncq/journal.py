@@ -184,11 +184,22 @@ def _process_exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     except OSError:
+        # PermissionError and the like: the process exists but is not ours.
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    # A killed process that its parent has not reaped yet still answers kill(0).
+    # NOTE: only Linux exposes /proc/PID/stat; elsewhere a zombie counts as alive
+    # until its lease runs out.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] == b"Z"
 
 
 class Journal:
