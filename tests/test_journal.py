@@ -33,6 +33,7 @@ from syncq.journal import (
     Journal,
     JournalTask,
     TaskState,
+    _process_exists,
     encode_arguments,
     function_name,
     resolve_function,
@@ -1003,3 +1004,21 @@ class TestPoolJournal:
             again = pool.options(key="rejected").submit(double, 2)
 
             assert again.result(timeout=1.0) == 4
+
+
+class TestProcessLiveness:
+    def test_process_exists_for_this_process(self) -> None:
+        assert _process_exists(os.getpid())
+
+    @pytest.mark.timeout(10)
+    def test_process_exists_false_for_unreaped_killed_child(self) -> None:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while _process_exists(child.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+            assert not _process_exists(child.pid)
+        finally:
+            child.wait(5)
