@@ -430,10 +430,12 @@ class WorkerPool(Executor):
                 permit.release()
             self._fail_before_run(task, exc)
             return
-        if not task.started and not self._start(task, permit):
-            return
-        with self._lock:
-            self._running += 1
+        if not task.started:
+            if not self._start(task, permit):
+                return
+        else:
+            with self._lock:
+                self._running += 1
         try:
             result = task.fn(*task.args, **task.kwargs)
         except BaseException as exc:
@@ -475,32 +477,39 @@ class WorkerPool(Executor):
         return True
 
     def _start(self, task: Task, permit: Permit | None) -> bool:
+        """Mark a task's first run as started, and count it as running."""
         if not task.future.set_running_or_notify_cancel():
             if permit is not None:
                 permit.release()
             self._finish(task, cancelled=True)
             return False
-        task.started = True
-        with self._lock:
-            self._pending -= 1
-            self._idle.notify_all()
         if self._journal is not None and task.journal_id is not None:
-            try:
-                taken = self._journal.start(task.journal_id)
-            except JournalError as exc:
-                taken = False
-                task.future.set_exception(exc)
-            else:
-                if not taken:
-                    task.future.set_exception(
-                        JournalError(f"journal task {task.journal_id} was taken over")
-                    )
-            if not taken:
+            error = self._start_in_journal(self._journal, task.journal_id)
+            if error is not None:
+                task.future.set_exception(error)
                 if permit is not None:
                     permit.release()
                 self._finish(task, failed=True)
                 return False
+        with self._lock:
+            task.started = True
+            self._pending -= 1
+            self._running += 1
+            if self._max_pending:
+                self._idle.notify_all()
         return True
+
+    @staticmethod
+    def _start_in_journal(journal: Journal, journal_id: int) -> JournalError | None:
+        try:
+            taken = journal.start(journal_id)
+        except JournalError as exc:
+            return exc
+        if not taken:
+            return JournalError(
+                f"journal task {journal_id} was taken over by another run"
+            )
+        return None
 
     def _after_success(self, task: Task, result: Any) -> None:
         if self._journal is not None and task.journal_id is not None:
@@ -592,7 +601,10 @@ class WorkerPool(Executor):
             self._succeeded += 1
         if task.key is not None:
             self._by_key.pop(task.key, None)
-        self._idle.notify_all()
+        # Waiters are either submitters blocked on max_pending, or close() and
+        # shutdown(), which set _shutdown before they wait.
+        if self._shutdown or self._max_pending:
+            self._idle.notify_all()
         return self._shutdown and self._outstanding == 0
 
     # -- the breaker -----------------------------------------------------------
