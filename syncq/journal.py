@@ -474,11 +474,10 @@ class Journal:
     ) -> tuple[JournalTask, bool]:
         """Record a task, durably, and return it with whether this run must run it.
 
-        With a `key` that is already in the journal, nothing new is stored: a done
-        task is returned as it is (the second value is False), a failed one is
-        reset to pending for another round of attempts, and a pending or running
-        one of this run is returned as it is. The stored function and arguments are
-        kept; the new ones are ignored.
+        With a `key` that is already in the journal, no row is added. A done task,
+        or a pending or running one of this run, is returned as it is, and the
+        second value is False. A failed task, or one of a dead run, is reset to
+        pending with the new function and arguments, which this run then runs.
 
         Raises:
             JournalError: The key belongs to a task that another live run owns, or
@@ -514,7 +513,9 @@ class Journal:
                         task_id = cursor.lastrowid
                         created = True
                     else:
-                        task_id, created = self._reuse(row, now)
+                        task_id, created = self._reuse(
+                            row, now, (function, args_json, kwargs_json, priority)
+                        )
                     task = self._conn.execute(
                         f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
                     ).fetchone()
@@ -524,24 +525,28 @@ class Journal:
                 ) from exc
         return _task_from_row(task), created
 
-    def _reuse(self, row: tuple[Any, ...], now: float) -> tuple[int, bool]:
+    def _reuse(
+        self, row: tuple[Any, ...], now: float, call: tuple[str, str, str, float]
+    ) -> tuple[int, bool]:
         task_id, key, state, owner = row[0], row[1], row[6], row[-1]
         if state == TaskState.DONE:
             return task_id, False
         if state == TaskState.FAILED:
             self._conn.execute(
                 "UPDATE tasks SET state = 'pending', owner = ?, attempts = 0,"
-                " updated_at = ? WHERE id = ?",
-                (self.run_id, now, task_id),
+                " function = ?, args = ?, kwargs = ?, priority = ?, updated_at = ?"
+                " WHERE id = ?",
+                (self.run_id, *call, now, task_id),
             )
             return task_id, True
         if owner == self.run_id:
             return task_id, False
         if self._run_is_gone(owner):
             self._conn.execute(
-                "UPDATE tasks SET state = 'pending', owner = ?, updated_at = ?"
+                "UPDATE tasks SET state = 'pending', owner = ?,"
+                " function = ?, args = ?, kwargs = ?, priority = ?, updated_at = ?"
                 " WHERE id = ?",
-                (self.run_id, now, task_id),
+                (self.run_id, *call, now, task_id),
             )
             return task_id, True
         raise JournalError(

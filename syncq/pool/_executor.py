@@ -221,7 +221,11 @@ class WorkerPool(Executor):
 
     def _admit(self, task: Task, block: bool, block_timeout: float | None) -> None:
         self._reserve_slot(block, block_timeout)
-        self._ready.put(task, priority=task.priority)
+        try:
+            self._ready.put(task, priority=task.priority)
+        except BaseException:
+            self._release_slot()
+            raise
 
     def _reserve_slot(
         self, block: bool, block_timeout: float | None, *, bounded: bool = True
@@ -382,19 +386,22 @@ class WorkerPool(Executor):
                 entry, created = journal.add(
                     name, args_json, kwargs_json, key=key, priority=task.priority
                 )
+                if not created:
+                    self._release_slot()
+                    done: Future[Any] = Future()
+                    done.set_result(entry.result)
+                    return done
+                task.journal_id = entry.id
+                task.key = key
+                if key is not None:
+                    self._by_key[key] = task.future
+                self._ready.put(task, priority=task.priority)
             except BaseException:
+                # The row, if written, stays pending for the next run.
+                if key is not None:
+                    self._by_key.pop(key, None)
                 self._release_slot()
                 raise
-            if not created:
-                self._release_slot()
-                done: Future[Any] = Future()
-                done.set_result(entry.result)
-                return done
-            task.journal_id = entry.id
-            task.key = key
-            if key is not None:
-                self._by_key[key] = task.future
-        self._ready.put(task, priority=task.priority)
         return task.future
 
     # -- running ---------------------------------------------------------------
@@ -599,7 +606,10 @@ class WorkerPool(Executor):
             self._failed += 1
         else:
             self._succeeded += 1
-        if task.key is not None:
+        # A done key is answered by the journal from then on. A failed key stays
+        # mapped until the pool stops: submitting it again in this run returns
+        # the failed future instead of running the task a second time.
+        if task.key is not None and not failed:
             self._by_key.pop(task.key, None)
         # Waiters are either submitters blocked on max_pending, or close() and
         # shutdown(), which set _shutdown before they wait.
@@ -705,9 +715,18 @@ class WorkerPool(Executor):
         self._join()
 
     def _join(self) -> None:
+        aborted = self._abort.is_set()
         with self._lock:
-            self._idle.wait_for(lambda: self._outstanding == 0)
+            if aborted:
+                # What has not started is cancelled; wait only for what runs. A
+                # submit interrupted half way (by KeyboardInterrupt, say) may
+                # leave a count that never drops, so do not wait on the count.
+                self._idle.wait_for(lambda: self._running == 0)
+            else:
+                self._idle.wait_for(lambda: self._outstanding == 0)
             threads = list(self._threads)
+        if aborted:
+            self._stop()
         current = threading.current_thread()
         for thread in threads:
             if thread is not current:
