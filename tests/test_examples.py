@@ -342,17 +342,19 @@ class TestApiServer:
         assert message in result.stderr
 
 
+@pytest.fixture(scope="module")
+def default_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> subprocess.CompletedProcess[str]:
+    """Run the quick-start command once for every test that reads its output."""
+    journal_path = tmp_path_factory.mktemp("default-run") / "items.db"
+    return _run_client("--journal", str(journal_path))
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 class TestFetchItemsDefaultRun:
     """One run of the quick-start command, checked from several sides."""
-
-    @pytest.fixture(scope="class")
-    def default_run(
-        self, tmp_path_factory: pytest.TempPathFactory
-    ) -> subprocess.CompletedProcess[str]:
-        journal_path = tmp_path_factory.mktemp("default-run") / "items.db"
-        return _run_client("--journal", str(journal_path))
 
     def test_fetch_items_exits_zero(
         self, default_run: subprocess.CompletedProcess[str]
