@@ -59,7 +59,7 @@ else:
     _QueueShutDown = Exception
 
 
-class QueueClosed(SyncqError, _QueueShutDown):  # noqa: N818 (named like queue.Empty)
+class QueueClosed(SyncqError, _QueueShutDown):
     """A `TaskQueue` was closed: `put` is rejected, and `get` once it is empty.
 
     On Python 3.13 and later it also subclasses `queue.ShutDown`, so code written
