@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -55,6 +56,19 @@ def _words(path: Path) -> list[str]:
     if not path.exists():
         return []
     return path.read_text().split()
+
+
+def _journal_rows(path: Path) -> int:
+    """Return how many tasks a journal file holds, reading it without a run."""
+    if not path.exists():
+        return 0
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(connection.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        connection.close()
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -732,6 +746,8 @@ class TestProcess:
             text=True,
         )
         _wait_for(lambda: len(_words(pids)) == 2)
+        # The input is read lazily: wait until every line is in the journal.
+        _wait_for(lambda: _journal_rows(journal_path) == 6)
         started = time.monotonic()
 
         child.send_signal(signum)
