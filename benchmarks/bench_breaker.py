@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overhead is the median minus the bare call's median"
     )
     for name in missing:
-        print(f"- skipped, not installed: {name}")
+        print(f"- skipped a peer that is not installed ({name})")
 
     _check_closed(contenders)
     cases = [Case(contender.name, contender.loop) for contender in contenders]

@@ -279,18 +279,25 @@ ENTRIES = (
 
 
 def _available_entries() -> tuple[list[Entry], list[str]]:
-    # Build each contender once to find the peers that are not installed.
+    # Build and call each contender once to find the peers that are missing, or
+    # whose installed version has another API than the one called here.
     available: list[Entry] = []
-    missing: list[str] = []
+    skipped: list[str] = []
     for entry in ENTRIES:
         try:
             contender = entry.build(True)
         except ImportError as exc:
-            missing.append(f"{entry.name} ({exc})")
+            skipped.append(f"{entry.name}: not installed ({exc})")
             continue
-        contender.close()
+        try:
+            contender.probe()
+        except (AttributeError, TypeError) as exc:
+            skipped.append(f"{entry.name}: unsupported version ({exc!r})")
+            continue
+        finally:
+            contender.close()
         available.append(entry)
-    return available, missing
+    return available, skipped
 
 
 def _check_state(entry: Entry, contender: Contender, granted: bool) -> None:
@@ -374,7 +381,7 @@ def _memory_table(entries: Sequence[Entry], calls: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the limiter benchmark, print its tables and return the exit status."""
     settings = parse_settings(__doc__.splitlines()[0] if __doc__ else "", argv)
-    entries, missing = _available_entries()
+    entries, skipped = _available_entries()
     print("# bench_limiters: one non-blocking acquire call")
     print()
     for line in machine_lines(PEERS):
@@ -383,8 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- {settings.rounds} rounds of about {settings.round_seconds:g} s per case, "
         "cases interleaved, after a warm-up; median and min of the time per call"
     )
-    for name in missing:
-        print(f"- skipped, not installed: {name}")
+    for reason in skipped:
+        print(f"- skipped {reason}")
 
     for granted in (True, False):
         for threads in (1, THREADS):
