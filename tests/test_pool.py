@@ -678,3 +678,36 @@ class TestJournaledPool:
             assert first.result(WAIT) == 2
             assert second.result(WAIT) == 2
             assert pool.stats().submitted == 1
+
+
+class TestEdgeCases:
+    def test_pool_infinite_timeouts_mean_no_limit(self) -> None:
+        with WorkerPool(2) as pool:
+            values = list(pool.map(abs, [-1, -2], timeout=math.inf))
+            pool.close(timeout=math.inf)
+
+        assert values == [1, 2]
+
+    def test_pool_rejects_non_breaker(self) -> None:
+        with pytest.raises(TypeError, match="breaker"):
+            WorkerPool(1, breaker=5)  # type: ignore[arg-type]
+
+    def test_pool_shutdown_wait_from_own_task_raises(self) -> None:
+        pool = WorkerPool(1)
+        future = pool.submit(lambda: pool.shutdown(wait=True))
+
+        assert isinstance(future.exception(WAIT), RuntimeError)
+        pool.shutdown()
+
+    def test_pool_exit_on_interrupt_cancels_queued(self) -> None:
+        gate = Gate()
+        queued: list[Future[int]] = []
+
+        with pytest.raises(KeyboardInterrupt), WorkerPool(1) as pool:
+            pool.submit(gate)
+            assert gate.entered.wait(WAIT)
+            queued = [pool.submit(abs, -1) for _ in range(5)]
+            threading.Timer(0.05, gate.opened.set).start()
+            raise KeyboardInterrupt
+
+        assert all(future.cancelled() for future in queued)

@@ -104,6 +104,12 @@ class WorkerPool(Executor):
         self._max_workers = check_count("max_workers", max_workers, minimum=1)
         self._max_pending = check_count("max_pending", max_pending, minimum=0)
         self._limiter = make_limiter(rate_limit)
+        if breaker is not None and not callable(
+            getattr(breaker, "acquire_permission", None)
+        ):
+            raise TypeError(
+                f"breaker must be a CircuitBreaker or None, got {breaker!r}"
+            )
         self._breaker = breaker
         self._retry = make_retry(retry)
         self._thread_name_prefix = thread_name_prefix
@@ -294,7 +300,7 @@ class WorkerPool(Executor):
         Raises:
             TimeoutError: A result is not ready `timeout` seconds after this call.
         """
-        check_timeout("timeout", timeout)
+        timeout = check_timeout("timeout", timeout)
         if buffersize is None:
             buffersize = 2 * self._max_workers
         check_count("buffersize", buffersize, minimum=1)
@@ -681,6 +687,8 @@ class WorkerPool(Executor):
         and tasks waiting for a retry fail with their last exception. With a
         journal, such tasks stay pending in it for the next run.
         """
+        if wait and threading.current_thread() in self._threads:
+            raise RuntimeError("cannot shut down and wait from one of the pool's tasks")
         with self._lock:
             first = not self._shutdown
             self._shutdown = True
@@ -701,7 +709,7 @@ class WorkerPool(Executor):
         Blocks until the tasks that are running end, since a thread cannot be
         killed. None waits for everything to drain.
         """
-        check_timeout("timeout", timeout)
+        timeout = check_timeout("timeout", timeout)
         self.shutdown(wait=False)
         with self._lock:
             drained = self._idle.wait_for(lambda: self._outstanding == 0, timeout)
@@ -777,6 +785,11 @@ class WorkerPool(Executor):
                 cancelled=self._cancelled,
                 retried=self._retried,
             )
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # On Ctrl-C, cancel what has not started instead of running it all.
+        cancel = isinstance(exc, KeyboardInterrupt)
+        self.shutdown(wait=True, cancel_futures=cancel)
 
     def __repr__(self) -> str:
         return f"WorkerPool(max_workers={self._max_workers})"

@@ -95,6 +95,8 @@ def check_timeout(name: str, value: float | None) -> float | None:
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
     if math.isnan(value) or value < 0:
         raise ValueError(f"{name} must be >= 0 or None, got {value!r}")
+    if math.isinf(value):
+        return None
     return value
 
 
