@@ -191,7 +191,7 @@ def _process_exists(pid: int) -> bool:
 
 
 def _is_zombie(pid: int) -> bool:
-    # A killed process that its parent has not reaped yet still answers kill(0).
+    # kill(pid, 0) still succeeds for a killed process its parent has not reaped.
     # NOTE: only Linux exposes /proc/PID/stat; elsewhere a zombie counts as alive
     # until its lease runs out.
     try:

@@ -125,8 +125,8 @@ class Retry:
     next delay.
 
     The policy is immutable and may be shared by threads and pools. Used as a
-    decorator, or through `call`, it runs the function in the calling thread and
-    sleeps on `clock` between attempts; a worker pool instead schedules the next
+    decorator or through `call`, it runs the function in the calling thread and
+    sleeps on `clock` between attempts. A worker pool instead schedules the next
     attempt without holding a thread.
 
     Args:

@@ -1,4 +1,4 @@
-"""Test helpers for code that uses syncq: a fake clock that moves only when told."""
+"""Test helpers for code that uses syncq: a clock that a test advances by hand."""
 
 from __future__ import annotations
 

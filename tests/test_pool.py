@@ -511,7 +511,7 @@ class TestBreaker:
             deadline = time.monotonic() + WAIT
             while breaker.state is CircuitState.CLOSED and time.monotonic() < deadline:
                 time.sleep(0.001)
-            # No retries for these: they succeed only if the open breaker holds them.
+            # No retries, so these succeed only if the open breaker delays them.
             held = [
                 pool.options(retry=Retry(1)).submit(operator.add, n, 0)
                 for n in range(10)

@@ -2,7 +2,7 @@
 
 Beyond `ThreadPoolExecutor`, the pool bounds the number of tasks waiting to run,
 orders them by priority, retries failures with backoff without holding a thread,
-waits for a rate limiter's token before each run, holds tasks while a circuit
+waits for a rate limiter's token before each run, delays tasks while a circuit
 breaker is open, and can record every task in a `Journal` so that a killed batch
 resumes where it stopped.
 """

@@ -53,8 +53,9 @@ _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
 def _shutdown_live_pools() -> None:
-    # Workers are daemon threads so that a forgotten pool never hangs the
-    # interpreter; at exit, let queued work finish as ThreadPoolExecutor does.
+    # Workers are daemon threads, so idle workers of a pool nobody shut down do
+    # not keep the interpreter alive. At exit, queued work still finishes, as
+    # with ThreadPoolExecutor, so a task that never returns blocks the exit.
     for pool in list(_live_pools):
         pool.shutdown(wait=True)
 
@@ -189,7 +190,7 @@ class WorkerPool(Executor):
             priority: Lower runs first; tasks of equal priority run in the order
                 submitted.
             key: With a journal, the task's identity across runs: a key that is
-                done already is not run again, and its future holds the stored
+                done already is not run again, and its future contains the stored
                 result. Requires a journal.
             retry: A policy for these tasks in place of the pool's.
             block: When False, `submit` raises `queue.Full` at once if
@@ -612,9 +613,9 @@ class WorkerPool(Executor):
             self._failed += 1
         else:
             self._succeeded += 1
-        # A done key is answered by the journal from then on. A failed key stays
-        # mapped until the pool stops: submitting it again in this run returns
-        # the failed future instead of running the task a second time.
+        # From now on the journal returns the result of a done key. A failed key
+        # stays mapped until the pool stops, so submitting it again in this run
+        # returns the failed future instead of running the task a second time.
         if task.key is not None and not failed:
             self._by_key.pop(task.key, None)
         # Waiters are either submitters blocked on max_pending, or close() and
