@@ -16,13 +16,13 @@ NOTE: process groups and ``os.killpg`` exist on POSIX systems only.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import subprocess
 import threading
 from typing import TypedDict
 
+from syncq._checks import check_positive
 from syncq.errors import SyncqError
 
 __all__ = [
@@ -167,7 +167,7 @@ def stop_commands(grace: float = KILL_GRACE) -> int:
     Returns:
         The number of commands that were running.
     """
-    return _RUNNING.stop(_check_seconds("grace", grace))
+    return _RUNNING.stop(check_positive("grace", grace, unit=" of seconds"))
 
 
 def allow_commands() -> None:
@@ -206,7 +206,7 @@ def run_command(command: str, timeout: float | None = None) -> CommandResult:
     if not isinstance(command, str):
         raise TypeError(f"command must be a str, got {command!r}")
     if timeout is not None:
-        timeout = _check_seconds("timeout", timeout)
+        timeout = check_positive("timeout", timeout, unit=" of seconds")
     if _RUNNING.stopping:
         raise CommandFailed(command, -signal.SIGTERM, "", "", interrupted=True)
 
@@ -301,11 +301,3 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
     # within this short window.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
-
-
-def _check_seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)

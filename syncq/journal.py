@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable
 
+from syncq._checks import check_positive
 from syncq.errors import JournalError
 
 __all__ = ["Journal", "JournalTask", "TaskState"]
@@ -227,16 +228,14 @@ class Journal:
         lease_duration: float = 30.0,
         busy_timeout: float = 10.0,
     ) -> None:
-        for name, value in (
-            ("lease_duration", lease_duration),
-            ("busy_timeout", busy_timeout),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-            if not value > 0 or value == float("inf"):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        lease_duration = check_positive(
+            "lease_duration", lease_duration, unit=" of seconds"
+        )
+        busy_timeout = check_positive("busy_timeout", busy_timeout, unit=" of seconds")
+        if not os.fspath(path):
+            raise ValueError("path must name a journal file, got ''")
         self.path = os.fspath(path)
-        self.lease_duration = float(lease_duration)
+        self.lease_duration = lease_duration
         self.run_id = uuid.uuid4().hex
         self._host = socket.gethostname()
         self._closed = False

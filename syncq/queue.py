@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import math
-import sys
 import threading
 import time
 from heapq import heappop, heappush
 from queue import Empty, Full
 from typing import Generic, TypeVar
 
+from syncq._checks import check_priority, check_timeout
 from syncq.errors import QueueClosed
 
 __all__ = ["TaskQueue"]
@@ -133,9 +132,9 @@ class TaskQueue(Generic[_T]):
             ValueError: `priority` is NaN, or `timeout` is negative or NaN.
         """
         if type(priority) is not int:
-            _check_priority(priority)
+            check_priority(priority)
         if block and timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = check_timeout("timeout", timeout)
 
         with self._lock:
             if self._closed:
@@ -176,7 +175,7 @@ class TaskQueue(Generic[_T]):
             ValueError: `timeout` is negative or NaN.
         """
         if block and timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = check_timeout("timeout", timeout)
 
         with self._lock:
             if not self._heap:
@@ -290,37 +289,3 @@ class TaskQueue(Generic[_T]):
             f"TaskQueue(maxsize={self._maxsize}, size={len(self._heap)}, "
             f"closed={self._closed})"
         )
-
-
-def _check_priority(priority: object) -> None:
-    # put() skips this call for exact ints, the common case.
-    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
-        raise TypeError(
-            f"priority must be an int or float, got {type(priority).__name__} "
-            f"{priority!r}"
-        )
-    if isinstance(priority, float) and math.isnan(priority):
-        raise ValueError(f"priority must not be NaN, got {priority!r}")
-
-
-def _check_timeout(timeout: object) -> float | None:
-    """Return `timeout` as seconds to wait, or None for an infinite timeout.
-
-    Raises:
-        TypeError: `timeout` is not an int or float, or is a bool.
-        ValueError: `timeout` is negative or NaN.
-    """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(
-            f"timeout must be a non-negative number of seconds or None, got "
-            f"{type(timeout).__name__} {timeout!r}"
-        )
-    if not timeout >= 0:
-        raise ValueError(
-            f"timeout must be a non-negative number of seconds or None, got {timeout!r}"
-        )
-    if timeout > sys.float_info.max:
-        # Infinity, or an int too large for a float: no deadline can be computed,
-        # and the caller requests a wait with no limit.
-        return None
-    return float(timeout)

@@ -8,6 +8,7 @@ import math
 import random
 from typing import Any, Callable, Protocol, TypeVar
 
+from syncq._checks import check_non_negative
 from syncq.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["Backoff", "ExponentialBackoff", "FixedBackoff", "Retry"]
@@ -16,15 +17,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ExceptionTypes = tuple[type[BaseException], ...]
-
-
-def _check_delay(name: str, value: object, *, allow_zero: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        allowed = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
-    return float(value)
 
 
 def _check_exception_types(name: str, value: object) -> ExceptionTypes:
@@ -51,7 +43,7 @@ class FixedBackoff:
     """Wait the same `delay` seconds after every failed attempt."""
 
     def __init__(self, delay: float) -> None:
-        self._delay = _check_delay("delay", delay)
+        self._delay = check_non_negative("delay", delay, unit=" of seconds")
 
     def delay(self, attempt: int) -> float:
         """Return the fixed delay."""
@@ -77,9 +69,9 @@ class ExponentialBackoff:
         *,
         jitter: bool = False,
     ) -> None:
-        self.initial = _check_delay("initial", initial)
-        self.max_delay = _check_delay("max_delay", max_delay)
-        self.multiplier = _check_delay("multiplier", multiplier)
+        self.initial = check_non_negative("initial", initial, unit=" of seconds")
+        self.max_delay = check_non_negative("max_delay", max_delay, unit=" of seconds")
+        self.multiplier = check_non_negative("multiplier", multiplier)
         if self.multiplier < 1:
             raise ValueError(f"multiplier must be >= 1, got {multiplier!r}")
         self.jitter = jitter

@@ -1022,3 +1022,9 @@ class TestProcessLiveness:
             assert not _process_exists(child.pid)
         finally:
             child.wait(5)
+
+
+class TestJournalPath:
+    def test_journal_rejects_empty_path(self) -> None:
+        with pytest.raises(ValueError, match="path"):
+            Journal("")

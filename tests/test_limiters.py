@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from syncq.clock import SYSTEM_CLOCK
 from syncq.errors import RateLimitExceeded
 from syncq.limiters import Limiter, LimiterBase, Reservation, TokenBucket
-from syncq.limiters.base import check_timeout
 from syncq.testing import FakeClock
 
 THREAD_JOIN_TIMEOUT = 5.0
@@ -78,27 +77,6 @@ class TestReservation:
 
     def test_reservation_repr_shows_ready_at(self, clock: FakeClock) -> None:
         assert repr(Reservation(1.5, clock)) == "Reservation(ready_at=1.5)"
-
-
-class TestCheckTimeout:
-    @pytest.mark.parametrize(
-        ("timeout", "expected"),
-        [(None, None), (math.inf, None), (0, 0.0), (2, 2.0), (0.25, 0.25)],
-    )
-    def test_check_timeout_accepts(
-        self, timeout: float | None, expected: float | None
-    ) -> None:
-        assert check_timeout(timeout) == expected
-
-    @pytest.mark.parametrize("timeout", [-1, -0.001, -math.inf, math.nan])
-    def test_check_timeout_rejects_value(self, timeout: float) -> None:
-        with pytest.raises(ValueError, match="timeout must be"):
-            check_timeout(timeout)
-
-    @pytest.mark.parametrize("timeout", [True, False, "1", [1]])
-    def test_check_timeout_rejects_type(self, timeout: object) -> None:
-        with pytest.raises(TypeError, match="timeout must be"):
-            check_timeout(timeout)
 
 
 class TestLimiterBase:

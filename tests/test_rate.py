@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from syncq.limiters._rate import ParsedRate, check_positive_number, parse_rate
+from syncq.limiters._rate import ParsedRate, parse_rate
 
 
 class TestParseRateString:
@@ -154,27 +154,3 @@ class TestParseRateRejects:
     def test_parse_rate_type_error_names_type(self) -> None:
         with pytest.raises(TypeError, match="got bool True"):
             parse_rate(True)
-
-
-class TestCheckPositiveNumber:
-    @pytest.mark.parametrize(
-        ("value", "expected"),
-        [(1, 1.0), (2.5, 2.5), (1e-300, 1e-300), (fractions.Fraction(3, 2), 1.5)],
-    )
-    def test_check_positive_number_returns_float(
-        self, value: object, expected: float
-    ) -> None:
-        result = check_positive_number("capacity", value)
-
-        assert result == expected
-        assert type(result) is float
-
-    @pytest.mark.parametrize("value", [0, 0.0, -0.0, -1, math.nan, math.inf, -math.inf])
-    def test_check_positive_number_rejects_value(self, value: object) -> None:
-        with pytest.raises(ValueError, match="capacity must be a positive finite"):
-            check_positive_number("capacity", value)
-
-    @pytest.mark.parametrize("value", [True, False, None, "1", [1], complex(1, 0)])
-    def test_check_positive_number_rejects_type(self, value: object) -> None:
-        with pytest.raises(TypeError, match="capacity must be a positive finite"):
-            check_positive_number("capacity", value)

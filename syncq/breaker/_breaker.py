@@ -5,11 +5,10 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-import math
-import numbers
 import threading
 from typing import TYPE_CHECKING, Callable, TypeVar
 
+from syncq._checks import check_int, check_positive
 from syncq.breaker._states import (
     CircuitState,
     ClosedState,
@@ -102,30 +101,6 @@ class Permit:
         return f"Permit(generation={self._generation}, settled={self._settled})"
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{name} must be a positive int, got {type(value).__name__}: {value!r}"
-        )
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_timeout(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a positive finite number of seconds, "
-            f"got {type(value).__name__}: {value!r}"
-        )
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(
-            f"{name} must be a positive finite number of seconds, got {value!r}"
-        )
-    return seconds
-
-
 def _check_exceptions(
     name: str, value: object, *, base: type[BaseException], allow_empty: bool
 ) -> tuple[type[BaseException], ...]:
@@ -204,15 +179,17 @@ class CircuitBreaker:
         name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._failure_threshold = _check_positive_int(
-            "failure_threshold", failure_threshold
+        self._failure_threshold = check_int(
+            "failure_threshold", failure_threshold, minimum=1
         )
-        self._reset_timeout = _check_timeout("reset_timeout", reset_timeout)
-        self._half_open_max_calls = _check_positive_int(
-            "half_open_max_calls", half_open_max_calls
+        self._reset_timeout = check_positive(
+            "reset_timeout", reset_timeout, unit=" of seconds"
         )
-        self._success_threshold = _check_positive_int(
-            "success_threshold", success_threshold
+        self._half_open_max_calls = check_int(
+            "half_open_max_calls", half_open_max_calls, minimum=1
+        )
+        self._success_threshold = check_int(
+            "success_threshold", success_threshold, minimum=1
         )
         self._failure_exceptions = _check_exceptions(
             "failure_exceptions", failure_exceptions, base=Exception, allow_empty=False

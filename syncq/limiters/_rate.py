@@ -7,7 +7,7 @@ import numbers
 import re
 from typing import NamedTuple, Union
 
-__all__ = ["ParsedRate", "RateSpec", "check_positive_number", "parse_rate"]
+__all__ = ["ParsedRate", "RateSpec", "parse_rate"]
 
 RateSpec = Union[float, int, str]
 """A rate as limiters accept it: tokens per second, or a string such as "5/s"."""
@@ -58,28 +58,6 @@ class ParsedRate(NamedTuple):
     period: float | None
     """The seconds written in a rate string (900.0 for "100/15min"), or None
     when the rate was given as a number."""
-
-
-def check_positive_number(name: str, value: object) -> float:
-    """Return `value` as a float after checking that it is a positive finite number.
-
-    Args:
-        name: The parameter name to put in the error message.
-        value: The value to check. A bool is rejected although it is an int.
-
-    Raises:
-        TypeError: `value` is not a real number, or is a bool.
-        ValueError: `value` is zero, negative, NaN or infinite.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a positive finite number, "
-            f"got {type(value).__name__} {value!r}"
-        )
-    number = float(value)
-    if not (number > 0 and math.isfinite(number)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return number
 
 
 def parse_rate(rate: object) -> ParsedRate:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import abc
 import functools
-import math
-import numbers
 from types import TracebackType
 from typing import Any, Callable, Protocol, TypeVar, cast, runtime_checkable
 
 from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import RateLimitExceeded
 
-__all__ = ["Limiter", "LimiterBase", "Reservation", "check_timeout"]
+__all__ = ["Limiter", "LimiterBase", "Reservation"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _L = TypeVar("_L", bound="LimiterBase")
@@ -170,32 +168,6 @@ class Limiter(Protocol):
                 granted.
         """
         ...
-
-
-def check_timeout(timeout: object) -> float | None:
-    """Return `timeout` as a float, or None for no limit.
-
-    None and ``math.inf`` mean no limit. Zero is allowed.
-
-    Raises:
-        TypeError: `timeout` is neither None nor a real number, or is a bool.
-        ValueError: `timeout` is negative or NaN.
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-        raise TypeError(
-            "timeout must be None or a non-negative number of seconds, "
-            f"got {type(timeout).__name__} {timeout!r}"
-        )
-    seconds = float(timeout)
-    if not seconds >= 0:
-        raise ValueError(
-            f"timeout must be None or a non-negative number of seconds, got {timeout!r}"
-        )
-    if math.isinf(seconds):
-        return None
-    return seconds
 
 
 class LimiterBase(abc.ABC):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import threading
 
+from syncq._checks import check_positive, check_timeout
 from syncq.clock import Clock
-from syncq.limiters._rate import RateSpec, check_positive_number, parse_rate
-from syncq.limiters.base import LimiterBase, Reservation, check_timeout
+from syncq.limiters._rate import RateSpec, parse_rate
+from syncq.limiters.base import LimiterBase, Reservation
 
 __all__ = ["TokenBucket"]
 
@@ -65,7 +66,7 @@ class TokenBucket(LimiterBase):
             written = parsed.per_second if parsed.limit is None else parsed.limit
             capacity = max(1.0, written)
         self._rate = parsed.per_second
-        self._capacity = check_positive_number("capacity", capacity)
+        self._capacity = check_positive("capacity", capacity)
         # Looked up once, because try_acquire is a hot path.
         self._monotonic = self._clock.monotonic
 
@@ -137,7 +138,7 @@ class TokenBucket(LimiterBase):
         from the middle of the queue would let grants bunch up beyond the rate.
         """
         n = self._check_n(n)
-        max_wait = check_timeout(timeout)
+        max_wait = check_timeout("timeout", timeout)
         with self._lock:
             now = self._monotonic()
             tokens = self._tokens + (now - self._last) * self._rate
@@ -168,7 +169,7 @@ class TokenBucket(LimiterBase):
             self._serial += 1
 
     def _check_n(self, n: object) -> float:
-        tokens = check_positive_number("n", n)
+        tokens = check_positive("n", n)
         if tokens > self._capacity:
             raise ValueError(
                 f"n={n!r} is larger than the bucket's capacity={self._capacity!r}, "

@@ -16,6 +16,7 @@ from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from syncq._checks import check_int, check_priority, check_timeout
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
@@ -25,9 +26,6 @@ from syncq.pool._task import (
     PoolStats,
     Task,
     TaskOptions,
-    check_count,
-    check_priority,
-    check_timeout,
     make_limiter,
     make_retry,
 )
@@ -102,8 +100,8 @@ class WorkerPool(Executor):
     ) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
-        self._max_workers = check_count("max_workers", max_workers, minimum=1)
-        self._max_pending = check_count("max_pending", max_pending, minimum=0)
+        self._max_workers = check_int("max_workers", max_workers, minimum=1)
+        self._max_pending = check_int("max_pending", max_pending, minimum=0)
         self._limiter = make_limiter(rate_limit)
         if breaker is not None and not callable(
             getattr(breaker, "acquire_permission", None)
@@ -304,7 +302,7 @@ class WorkerPool(Executor):
         timeout = check_timeout("timeout", timeout)
         if buffersize is None:
             buffersize = 2 * self._max_workers
-        check_count("buffersize", buffersize, minimum=1)
+        check_int("buffersize", buffersize, minimum=1)
         deadline = None if timeout is None else time.monotonic() + timeout
         items = zip(*iterables)
         futures: deque[Future[T]] = deque(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -70,34 +69,6 @@ class PoolStats:
     cancelled: int
     retried: int
     """Attempts that failed and were scheduled to run again."""
-
-
-def check_count(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def check_priority(priority: object) -> float:
-    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
-        raise TypeError(f"priority must be a number, got {priority!r}")
-    if math.isnan(priority):
-        raise ValueError("priority must not be NaN")
-    return priority
-
-
-def check_timeout(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0 or None, got {value!r}")
-    if math.isinf(value):
-        return None
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
