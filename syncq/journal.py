@@ -522,7 +522,7 @@ class Journal:
                 raise JournalError(
                     f"journal {self.path}: adding a task failed: {exc}"
                 ) from exc
-        return _task_from_row(task), created
+        return self._decode(task), created
 
     def _reuse(
         self, row: tuple[Any, ...], now: float, call: tuple[str, str, str, float]
@@ -565,11 +565,25 @@ class Journal:
         )
 
     def finish(self, task_id: int, result: Any) -> None:
-        """Mark a task done and store its result, if the result is JSON-serializable."""
+        """Mark a task done and store its result as JSON.
+
+        A result that JSON cannot represent is stored as null, with a warning:
+        later runs then get None for its key. JSON turns tuples into lists and
+        dictionary keys into strings.
+        """
+        encoded = _encode_result(result)
+        if encoded is None and result is not None:
+            logger.warning(
+                "journal %s: the result of task %d is not JSON-serializable (%s); "
+                "it is stored as null",
+                self.path,
+                task_id,
+                type(result).__name__,
+            )
         self._write(
             "UPDATE tasks SET state = 'done', result = ?, error = NULL, updated_at = ?"
             " WHERE id = ? AND owner = ?",
-            (_encode_result(result), time.time(), task_id, self.run_id),
+            (encoded, time.time(), task_id, self.run_id),
         )
 
     def retry_later(self, task_id: int, error: str) -> None:
@@ -625,7 +639,7 @@ class Journal:
                 raise JournalError(
                     f"journal {self.path}: reading failed: {exc}"
                 ) from exc
-        return iter([_task_from_row(row) for row in rows])
+        return iter([self._decode(row) for row in rows])
 
     def get(self, key: str) -> JournalTask | None:
         """Return the task with `key`, or None."""
@@ -639,7 +653,15 @@ class Journal:
                 raise JournalError(
                     f"journal {self.path}: reading failed: {exc}"
                 ) from exc
-        return None if row is None else _task_from_row(row)
+        return None if row is None else self._decode(row)
+
+    def _decode(self, row: Sequence[Any]) -> JournalTask:
+        try:
+            return _task_from_row(row)
+        except ValueError as exc:
+            raise JournalError(
+                f"journal {self.path}: task {row[0]} has unreadable JSON: {exc}"
+            ) from exc
 
     def close(self) -> None:
         """End this run and close the file; its pending tasks pass to the next run.

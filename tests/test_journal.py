@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import os
 import queue
@@ -290,6 +291,29 @@ class TestJournalResults:
         assert stored is not None
         assert stored.state == TaskState.DONE
         assert stored.result is None
+
+    def test_journal_finish_warns_for_unserializable(
+        self, journal: Journal, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        task = add_task(journal, "k")
+        journal.start(task.id)
+
+        with caplog.at_level(logging.WARNING, logger="syncq.journal"):
+            journal.finish(task.id, {1, 2})
+
+        assert "not JSON-serializable (set)" in caplog.text
+
+    def test_journal_corrupt_result_raises_journal_error(
+        self, journal: Journal, journal_path: Path
+    ) -> None:
+        task = add_task(journal, "k")
+        journal.start(task.id)
+        journal.finish(task.id, 1)
+        with contextlib.closing(sqlite3.connect(journal_path)) as raw, raw:
+            raw.execute("UPDATE tasks SET result = '{bad' WHERE id = ?", (task.id,))
+
+        with pytest.raises(JournalError, match="unreadable JSON"):
+            journal.add("json:dumps", "[1]", "{}", key="k")
 
 
 class TestJournalKeys:
