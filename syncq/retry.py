@@ -143,6 +143,11 @@ class Retry:
         if attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {attempts!r}")
         self.attempts = attempts
+        if backoff is not None and not callable(getattr(backoff, "delay", None)):
+            raise TypeError(
+                f"backoff must be a Backoff, such as ExponentialBackoff(), "
+                f"got {backoff!r}"
+            )
         self.backoff: Backoff = backoff if backoff is not None else ExponentialBackoff()
         self.retry_on = _check_exception_types("retry_on", retry_on)
         self.give_up_on = _check_exception_types("give_up_on", give_up_on)

@@ -306,6 +306,8 @@ class TestWorkerPool:
             ({"block_timeout": -1.0}, ValueError),
             ({"block_timeout": math.nan}, ValueError),
             ({"key": 42}, TypeError),
+            ({"block": "no"}, TypeError),
+            ({"block": None}, TypeError),
             ({"key": "needs-a-journal"}, ValueError),
         ],
     )

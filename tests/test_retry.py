@@ -198,6 +198,8 @@ class TestRetry:
             ({"attempts": True}, TypeError),
             ({"retry_on": "OSError"}, TypeError),
             ({"give_up_on": (ValueError, 3)}, TypeError),
+            ({"backoff": 5}, TypeError),
+            ({"backoff": "exponential"}, TypeError),
         ],
     )
     def test_retry_rejects_bad_parameters(

@@ -200,6 +200,8 @@ class WorkerPool(Executor):
             raise TypeError(f"key must be a str or None, got {key!r}")
         if key is not None and self._journal is None:
             raise ValueError("key= needs a pool with a journal")
+        if not isinstance(block, bool):
+            raise TypeError(f"block must be True or False, got {block!r}")
         options = Options(
             priority=check_priority(priority),
             key=key,
