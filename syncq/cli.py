@@ -312,7 +312,7 @@ def _status(path: str, out: TextIO) -> int:
     # mistyped path.
     if not os.path.exists(path):
         raise _UserError(f"journal {path} not found")
-    with Journal(path) as journal:
+    with Journal(path, read_only=True) as journal:
         counts = journal.counts()
         failed = list(journal.tasks(TaskState.FAILED))
     for state, count in counts.items():

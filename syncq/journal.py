@@ -21,6 +21,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable
@@ -215,6 +216,9 @@ class Journal:
             treats this run as dead and takes over its tasks. A run on the same
             host whose process no longer exists is taken over at once.
         busy_timeout: Seconds to wait for another process's write lock.
+        read_only: Open an existing journal only to read it, such as for a
+            status report: no run is registered, and every write raises
+            `JournalError`. The file and its folder may then be read-only.
 
     Raises:
         JournalError: The file is not a syncq journal, is corrupt, is read-only,
@@ -227,6 +231,7 @@ class Journal:
         *,
         lease_duration: float = 30.0,
         busy_timeout: float = 10.0,
+        read_only: bool = False,
     ) -> None:
         lease_duration = check_positive(
             "lease_duration", lease_duration, unit=" of seconds"
@@ -239,11 +244,16 @@ class Journal:
         self.run_id = uuid.uuid4().hex
         self._host = socket.gethostname()
         self._closed = False
+        self._read_only = read_only
         # Guards the connection: sqlite3 connections must not be used by two
         # threads at once. Held for the length of each transaction.
         self._lock = threading.Lock()
-        self._conn = self._connect(busy_timeout)
         self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        if read_only:
+            self._conn = self._connect_read_only(busy_timeout)
+            return
+        self._conn = self._connect(busy_timeout)
         self._heartbeat = threading.Thread(
             target=self._renew_lease, name="syncq-journal-heartbeat", daemon=True
         )
@@ -284,6 +294,37 @@ class Journal:
                         now,
                         self.lease_duration,
                     ),
+                )
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(_describe_open_error(self.path, exc)) from exc
+        except JournalError:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_read_only(self, busy_timeout: float) -> sqlite3.Connection:
+        if not os.path.isfile(self.path):
+            raise JournalError(f"journal {self.path} not found")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            self._check_file(conn)
+            row = conn.execute(
+                "SELECT value FROM meta WHERE name = 'schema_version'"
+            ).fetchone()
+            if row is None or _schema_version(self.path, row[0]) > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} has no schema this syncq understands"
                 )
         except sqlite3.Error as exc:
             conn.close()
@@ -380,7 +421,7 @@ class Journal:
 
     def _write(self, sql: str, params: Sequence[Any]) -> int:
         with self._lock:
-            self._check_open()
+            self._check_writable()
             try:
                 with _Transaction(self._conn):
                     return self._conn.execute(sql, params).rowcount
@@ -391,6 +432,11 @@ class Journal:
         if self._closed:
             raise JournalError(f"journal {self.path} is closed")
 
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._read_only:
+            raise JournalError(f"journal {self.path} was opened read-only")
+
     def recover(self) -> list[JournalTask]:
         """Take over the tasks of dead runs and return every pending task of this run.
 
@@ -398,7 +444,7 @@ class Journal:
         again. Call once, after opening and before adding tasks.
         """
         with self._lock:
-            self._check_open()
+            self._check_writable()
             try:
                 with _Transaction(self._conn):
                     dead = self._dead_runs(self._conn)
@@ -484,7 +530,7 @@ class Journal:
         """
         now = time.time()
         with self._lock:
-            self._check_open()
+            self._check_writable()
             try:
                 with _Transaction(self._conn):
                     row = None
@@ -672,6 +718,9 @@ class Journal:
             if self._closed:
                 return
             self._closed = True
+            if self._read_only:
+                self._conn.close()
+                return
             try:
                 with _Transaction(self._conn):
                     self._conn.execute(
@@ -687,7 +736,8 @@ class Journal:
             finally:
                 self._stop_heartbeat.set()
                 self._conn.close()
-        self._heartbeat.join()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
 
     def __enter__(self) -> Journal:
         return self

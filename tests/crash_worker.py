@@ -113,6 +113,15 @@ def try_open(journal_path: str) -> None:
         print("opened", flush=True)
 
 
+def try_read(journal_path: str) -> None:
+    """Open the journal read-only, printing its counts or the error raised."""
+    try:
+        with Journal(journal_path, read_only=True) as journal:
+            print(f"counts: {journal.counts()}", flush=True)
+    except JournalError as exc:
+        print(f"JournalError: {exc}", flush=True)
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the command named in `argv` and return the exit status."""
     parser = argparse.ArgumentParser(prog="crash_worker")
@@ -125,12 +134,16 @@ def main(argv: Sequence[str]) -> int:
     stalled.add_argument("lease", type=float)
     opener = commands.add_parser("open")
     opener.add_argument("journal")
+    reader = commands.add_parser("read")
+    reader.add_argument("journal")
     options = parser.parse_args(argv)
 
     if options.command == "batch":
         run_batch(options.journal, options.log)
     elif options.command == "stall":
         stall(options.journal, options.lease)
+    elif options.command == "read":
+        try_read(options.journal)
     else:
         try_open(options.journal)
     return 0

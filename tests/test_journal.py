@@ -788,7 +788,7 @@ class TestJournalOpenErrors:
             add_task(journal)
 
 
-def _open_in_unprivileged_child(path: Path) -> str:
+def _open_in_unprivileged_child(path: Path, command: str = "open") -> str:
     """Open the journal in a child process that file permissions apply to.
 
     Root ignores file modes, so as root the child runs without the capabilities
@@ -807,7 +807,7 @@ def _open_in_unprivileged_child(path: Path) -> str:
         if probe.returncode != 0:
             pytest.skip(f"as root, setpriv cannot drop capabilities: {probe.stderr!r}")
     result = subprocess.run(
-        [*prefix, *crash_worker.command("open", str(path))],
+        [*prefix, *crash_worker.command(command, str(path))],
         cwd=path.parent,
         env=crash_worker.environment(),
         capture_output=True,
@@ -825,8 +825,9 @@ class TestJournalParameters:
     def test_journal_rejects_duration_out_of_range(
         self, journal_path: Path, parameter: str, value: float
     ) -> None:
+        options: dict[str, Any] = {parameter: value}
         with pytest.raises(ValueError, match=parameter) as excinfo:
-            Journal(journal_path, **{parameter: value})
+            Journal(journal_path, **options)
 
         assert repr(value) in str(excinfo.value)
 
@@ -1046,6 +1047,63 @@ class TestProcessLiveness:
             assert not _process_exists(child.pid)
         finally:
             child.wait(5)
+
+
+class TestJournalReadOnly:
+    def test_read_only_journal_reads_counts(self, journal_path: Path) -> None:
+        with Journal(journal_path) as writer:
+            add_task(writer, "k")
+
+        with Journal(journal_path, read_only=True) as reader:
+            counts = reader.counts()
+            tasks = list(reader.tasks())
+
+        assert counts[TaskState.PENDING] == 1
+        assert [task.key for task in tasks] == ["k"]
+
+    def test_read_only_journal_registers_no_run(self, journal_path: Path) -> None:
+        Journal(journal_path).close()
+
+        reader = Journal(journal_path, read_only=True)
+        with reader, contextlib.closing(sqlite3.connect(journal_path)) as raw:
+            runs = raw.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+        assert runs == 1
+
+    def test_read_only_journal_rejects_writes(self, journal_path: Path) -> None:
+        Journal(journal_path).close()
+
+        with Journal(journal_path, read_only=True) as reader:
+            with pytest.raises(JournalError, match="read-only"):
+                reader.add("json:dumps", "[1]", "{}", key="k")
+            with pytest.raises(JournalError, match="read-only"):
+                reader.recover()
+            with pytest.raises(JournalError, match="read-only"):
+                reader.start(1)
+
+    def test_read_only_journal_missing_file_raises(self, journal_path: Path) -> None:
+        with pytest.raises(JournalError, match="not found"):
+            Journal(journal_path, read_only=True)
+
+        assert not journal_path.exists()
+
+    def test_read_only_journal_rejects_other_database(self, journal_path: Path) -> None:
+        with contextlib.closing(sqlite3.connect(journal_path)) as raw, raw:
+            raw.execute("CREATE TABLE other (x)")
+
+        with pytest.raises(JournalError, match="not a syncq journal"):
+            Journal(journal_path, read_only=True)
+
+    @pytest.mark.timeout(20)
+    def test_read_only_journal_opens_read_only_file(self, journal_path: Path) -> None:
+        with Journal(journal_path) as writer:
+            add_task(writer, "k")
+        journal_path.chmod(0o444)
+
+        output = _open_in_unprivileged_child(journal_path, "read")
+
+        assert output.startswith("counts:")
+        assert "'pending': 1" in output
 
 
 class TestJournalPath:
