@@ -195,6 +195,33 @@ class TestClosed:
 
         assert breaker.failure_count == 0
 
+    def test_closed_call_outcome_after_transition_ignored(
+        self, clock: FakeClock
+    ) -> None:
+        breaker = make_breaker(clock)
+
+        def open_then_fail() -> None:
+            call_failing(breaker, 3)
+            raise DependencyDownError
+
+        with pytest.raises(DependencyDownError):
+            breaker.call(open_then_fail)
+
+        assert breaker.state is OPEN
+        assert breaker.failure_count == 3
+
+    def test_closed_call_success_after_reopen_ignored(self, clock: FakeClock) -> None:
+        breaker = make_breaker(clock)
+
+        def open_then_succeed() -> str:
+            call_failing(breaker, 3)
+            return "ok"
+
+        breaker.call(open_then_succeed)
+
+        assert breaker.state is OPEN
+        assert breaker.failure_count == 3
+
     def test_closed_needs_consecutive_failures(self, clock: FakeClock) -> None:
         breaker = make_breaker(clock)
         call_failing(breaker, 2)

@@ -6,7 +6,7 @@ import collections
 import functools
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq._checks import check_int, check_positive
 from syncq.breaker._states import (
@@ -321,6 +321,33 @@ class CircuitBreaker:
             CircuitOpenError: The call was rejected and `fn` did not run.
             BaseException: Whatever `fn` raises, unchanged.
         """
+        return self._run(fn, args, kwargs)
+
+    def _run(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        # Fast path while CLOSED, the common case: a closed state never expires
+        # and admits every call, so no clock read and no Permit are needed.
+        with self._lock:
+            closed = self._state.kind is CircuitState.CLOSED
+            generation = self._generation
+        if not closed:
+            return self._call_with_permit(fn, args, kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._record(generation, self._classify(exc))
+            raise
+        # A success in CLOSED only resets the failure count. When the count reads
+        # zero, skipping the reset is the same as this success having been
+        # recorded just before any failure that races with it.
+        if self._failure_count:
+            self._record(generation, Outcome.SUCCESS)
+        return result
+
+    def _call_with_permit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
         permit = self.acquire_permission()
         try:
             result = fn(*args, **kwargs)
@@ -342,9 +369,11 @@ class CircuitBreaker:
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
 
+        run = self._run
+
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            return self.call(fn, *args, **kwargs)
+            return run(fn, args, kwargs)
 
         return wrapper
 
@@ -438,6 +467,17 @@ class CircuitBreaker:
                 return
             permit._settled = True
             if permit.generation != self._generation:
+                return
+            self._apply(outcome, now)
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+
+    def _record(self, generation: int, outcome: Outcome) -> None:
+        # Settles a call that `call` admitted on its fast path, without a Permit.
+        now = self._clock.monotonic()
+        with self._lock:
+            if generation != self._generation:
                 return
             self._apply(outcome, now)
             deliver = self._claim_delivery()
