@@ -18,9 +18,12 @@ import pytest
 
 from syncq.breaker import CircuitBreaker, CircuitState
 from syncq.clock import SYSTEM_CLOCK
+from syncq.errors import QueueClosed
 from syncq.journal import Journal
 from syncq.limiters import Reservation, TokenBucket
 from syncq.pool import WorkerPool
+from syncq.pool._ready import ReadyQueue
+from syncq.pool._task import Task
 from syncq.retry import FixedBackoff, Retry
 
 WAIT = 5.0  # real seconds any event in these tests may take before the test fails
@@ -713,3 +716,92 @@ class TestEdgeCases:
             raise KeyboardInterrupt
 
         assert all(future.cancelled() for future in queued)
+
+
+class TestReadyQueue:
+    def make_tasks(self, count: int) -> list[Task]:
+        return [Task(abs, (n,), {}, 0, None) for n in range(count)]
+
+    def test_ready_queue_orders_priorities_around_default(self) -> None:
+        ready = ReadyQueue()
+        low, default_a, high, default_b, higher = self.make_tasks(5)
+        for task, priority in [
+            (low, 3),
+            (default_a, 0),
+            (high, -1),
+            (default_b, 0.0),
+            (higher, -2),
+        ]:
+            ready.put(task, priority=priority)
+
+        order = [ready.get() for _ in range(5)]
+
+        assert order == [higher, high, default_a, default_b, low]
+
+    def test_ready_queue_get_nowait_raises_empty(self) -> None:
+        with pytest.raises(queue.Empty):
+            ReadyQueue().get_nowait()
+
+    def test_ready_queue_close_drains_then_raises(self) -> None:
+        ready = ReadyQueue()
+        (task,) = self.make_tasks(1)
+        ready.put(task, priority=0)
+
+        ready.close()
+
+        assert ready.get() is task
+        with pytest.raises(QueueClosed):
+            ready.get()
+        with pytest.raises(QueueClosed):
+            ready.get_nowait()
+
+    def test_ready_queue_close_wakes_every_getter(self) -> None:
+        ready = ReadyQueue()
+        closed: list[bool] = []
+        barrier = threading.Barrier(5, timeout=WAIT)
+
+        def get() -> None:
+            barrier.wait()
+            try:
+                ready.get()
+            except QueueClosed:
+                closed.append(True)
+
+        threads = [threading.Thread(target=get) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        ready.close()
+        for thread in threads:
+            thread.join(WAIT)
+
+        assert not any(thread.is_alive() for thread in threads)
+        assert closed == [True] * 4
+
+    def test_ready_queue_many_threads_lose_nothing(self) -> None:
+        ready = ReadyQueue()
+        tasks = self.make_tasks(4000)
+        taken: list[Task] = []
+        lock = threading.Lock()
+
+        def produce(chunk: list[Task]) -> None:
+            for n, task in enumerate(chunk):
+                ready.put(task, priority=n % 3 - 1)
+
+        def consume(count: int) -> None:
+            for _ in range(count):
+                task = ready.get()
+                with lock:
+                    taken.append(task)
+
+        threads = [
+            threading.Thread(target=produce, args=(tasks[i::4],)) for i in range(4)
+        ]
+        threads += [threading.Thread(target=consume, args=(1000,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+
+        assert not any(thread.is_alive() for thread in threads)
+        assert sorted(map(id, taken)) == sorted(map(id, tasks))

@@ -20,6 +20,7 @@ from syncq._checks import check_int, check_priority, check_timeout
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
+from syncq.pool._ready import ReadyQueue
 from syncq.pool._task import (
     DEFAULT_OPTIONS,
     Options,
@@ -30,7 +31,6 @@ from syncq.pool._task import (
     make_retry,
 )
 from syncq.pool._timer import Timer
-from syncq.queue import TaskQueue
 from syncq.retry import Retry
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class WorkerPool(Executor):
         self._by_key: dict[str, Future[Any]] = {}
         self._threads: list[threading.Thread] = []
 
-        self._ready: TaskQueue[Task] = TaskQueue()
+        self._ready = ReadyQueue()
         # Set when tasks that have not started are cancelled, to wake workers
         # waiting for a token.
         self._abort = threading.Event()
@@ -423,7 +423,10 @@ class WorkerPool(Executor):
             self._run(task)
 
     def _run(self, task: Task) -> None:
-        if not task.started and task.future.cancelled():
+        # Before waiting for a breaker or a token, drop a task cancelled in the
+        # queue. Without either, _start finds out as cheaply.
+        waits = self._breaker is not None or self._limiter is not None
+        if waits and not task.started and task.future.cancelled():
             self._finish(task, cancelled=True)
             return
         permit = None

@@ -8,8 +8,8 @@ import threading
 import time
 from typing import Callable
 
+from syncq.pool._ready import ReadyQueue
 from syncq.pool._task import Task
-from syncq.queue import TaskQueue
 
 
 class Timer:
@@ -19,7 +19,7 @@ class Timer:
     """
 
     def __init__(
-        self, ready: TaskQueue[Task], release_held: Callable[[], None], name: str
+        self, ready: ReadyQueue, release_held: Callable[[], None], name: str
     ) -> None:
         self._ready = ready
         self._release_held = release_held
