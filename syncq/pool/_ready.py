@@ -40,13 +40,13 @@ class ReadyQueue:
         self._lock = threading.Lock()
 
     def put(self, task: Task, priority: float) -> None:
-        """Queue `task`; never blocks."""
+        """Queue `task`; there is no bound, so it never waits for space."""
         if priority == 0:
             self._default.append(task)
         else:
             with self._lock:
                 heapq.heappush(self._others, (priority, next(self._sequence), task))
-        # The token comes after the task, so whoever takes the token finds a task.
+        # The token is put after the task, so a getter with a token finds a task.
         self._tokens.put(_ITEM)
 
     def get(self) -> Task:
@@ -72,13 +72,13 @@ class ReadyQueue:
 
     def _take(self, token: object) -> Task:
         if token is _CLOSED:
-            # Leave the marker for the next getter, so every worker sees it.
+            # Put the marker back for the next getter, so that every worker stops.
             self._tokens.put(_CLOSED)
             raise QueueClosed("the pool's ready queue is closed")
         with self._lock:
             others = self._others
             # Each token taken stands for a task already queued, so one of the
-            # two containers holds a task.
+            # two containers has a task.
             if others and (not self._default or others[0][0] < 0):
                 return heapq.heappop(others)[2]
             return self._default.popleft()
