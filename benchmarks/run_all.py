@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-BENCHMARKS = ("bench_limiters", "bench_breaker", "bench_pool")
+BENCHMARKS = ("bench_limiters", "bench_breaker", "bench_pool", "bench_accuracy")
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 

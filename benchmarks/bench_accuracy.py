@@ -1,0 +1,150 @@
+"""Measure how exactly syncq's blocking limiters hold a rate under threads.
+
+Eight threads each ask for tokens as fast as they can, one at a time, from one
+limiter of 200 per second, for 5 seconds (1 second with ``--quick``). Each
+request reserves its place and sleeps until the reservation is due, as
+`acquire` does, so the benchmark can record both the time a grant was due and
+the time the thread woke. The report gives the achieved rate, the most grants
+seen in any window of one second, and how late the threads woke.
+
+The figures depend on the machine's scheduler: a sleeping thread wakes when
+the operating system runs it, which is never early and sometimes late.
+
+Run from the repository root::
+
+    python -m benchmarks.bench_accuracy [--quick]
+"""
+
+from __future__ import annotations
+
+import bisect
+import pathlib
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+if __package__ in (None, ""):
+    # Run as a file: make the repository root importable, as `python -m` does.
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from benchmarks._harness import format_table, machine_lines, parse_settings
+from syncq.limiters import Limiter, TokenBucket
+
+RATE = 200.0
+THREADS = 8
+
+
+def _limiters() -> list[tuple[str, Limiter]]:
+    """Return the limiters under test, each limiting to RATE per second."""
+    return [
+        ("TokenBucket(200, capacity=1)", TokenBucket(RATE, capacity=1)),
+        ("TokenBucket(200, capacity=200)", TokenBucket(RATE, capacity=RATE)),
+    ]
+
+
+def _hammer(limiter: Limiter, seconds: float) -> tuple[list[float], list[float]]:
+    """Return the due times and wake times of every grant, in due order."""
+    due: list[float] = []
+    woke: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(THREADS)
+    stop_at = [0.0]
+
+    def run() -> None:
+        barrier.wait()
+        if not stop_at[0]:
+            with lock:
+                stop_at[0] = stop_at[0] or time.monotonic() + seconds
+        while True:
+            reservation = limiter.reserve(1)
+            if reservation is None:
+                raise RuntimeError("a reservation without a timeout was refused")
+            if reservation.ready_at >= stop_at[0]:
+                reservation.cancel()
+                return
+            delay = reservation.delay()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            with lock:
+                due.append(reservation.ready_at)
+                woke.append(now)
+
+    threads = [threading.Thread(target=run) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pairs = sorted(zip(due, woke))
+    return [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+
+
+def _max_in_window(times: Sequence[float], window: float) -> int:
+    """Return the most entries of sorted `times` in any half-open `window`."""
+    most = 0
+    for index, start in enumerate(times):
+        end = bisect.bisect_left(times, start + window, lo=index)
+        most = max(most, end - index)
+    return most
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the accuracy measurement and print its report."""
+    settings = parse_settings(__doc__.splitlines()[0], argv)
+    seconds = 1.0 if settings.quick else 5.0
+    print("# bench_accuracy: 8 threads against one limiter of 200 per second\n")
+    for line in machine_lines(()):
+        print(f"- {line}")
+    print(f"- {THREADS} threads, {seconds:g} s per limiter\n")
+
+    rows = []
+    for name, limiter in _limiters():
+        due, woke = _hammer(limiter, seconds)
+        capacity = getattr(limiter, "capacity", 1.0)
+        # The rate after the first burst: a full bucket grants `capacity` at once.
+        steady = due[int(capacity) :]
+        span = steady[-1] - steady[0]
+        achieved = (len(steady) - 1) / span if span > 0 else float("nan")
+        lateness = [wake - ready for ready, wake in zip(due, woke)]
+        rows.append(
+            [
+                name,
+                f"{len(due):,}",
+                f"{achieved:.2f}",
+                f"{(achieved - RATE) / RATE:+.2%}",
+                f"{_max_in_window(due, 1.0)}",
+                f"{capacity + RATE:g}",
+                f"{_max_in_window(woke, 1.0)}",
+                f"{_percentile(lateness, 0.5) * 1e3:.3f}",
+                f"{_percentile(lateness, 0.99) * 1e3:.3f}",
+                f"{max(lateness) * 1e3:.3f}",
+            ]
+        )
+    headers = [
+        "limiter",
+        "grants",
+        "steady /s",
+        "vs 200/s",
+        "max due in 1 s",
+        "bound",
+        "max woke in 1 s",
+        "late p50 ms",
+        "late p99 ms",
+        "late max ms",
+    ]
+    print(format_table(headers, rows))
+    print(
+        "\nThe steady rate leaves out the first `capacity` grants, which a full"
+        " bucket makes at once."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
