@@ -14,7 +14,17 @@ from syncq.errors import (
     SyncqError,
 )
 from syncq.journal import Journal, JournalTask, TaskState
-from syncq.limiters import Limiter, LimiterBase, Reservation, TokenBucket, parse_rate
+from syncq.limiters import (
+    FixedWindow,
+    KeyedLimiter,
+    LeakyBucket,
+    Limiter,
+    LimiterBase,
+    Reservation,
+    SlidingWindow,
+    TokenBucket,
+    parse_rate,
+)
 from syncq.pool import PoolStats, TaskOptions, WorkerPool
 from syncq.queue import TaskQueue
 from syncq.retry import Backoff, ExponentialBackoff, FixedBackoff, Retry
@@ -27,9 +37,12 @@ __all__ = [
     "Clock",
     "ExponentialBackoff",
     "FixedBackoff",
+    "FixedWindow",
     "Journal",
     "JournalError",
     "JournalTask",
+    "KeyedLimiter",
+    "LeakyBucket",
     "Limiter",
     "LimiterBase",
     "Permit",
@@ -38,6 +51,7 @@ __all__ = [
     "RateLimitExceeded",
     "Reservation",
     "Retry",
+    "SlidingWindow",
     "SyncqError",
     "SystemClock",
     "TaskOptions",
