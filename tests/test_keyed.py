@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from syncq.clock import Clock
 from syncq.errors import RateLimitExceeded
-from syncq.limiters import LimiterBase, Reservation, TokenBucket
+from syncq.limiters import (
+    FixedWindow,
+    LimiterBase,
+    Reservation,
+    SlidingWindow,
+    TokenBucket,
+)
 from syncq.limiters.keyed import KeyedLimiter
 from syncq.testing import FakeClock
 
@@ -592,6 +598,36 @@ class TestKeyedLimiterIdleExpiry:
         # the last idle_timeout (1,000), plus at most one clock step (125).
         assert largest <= 1_125
         assert elapsed < 15.0
+
+
+class TestKeyedLimiterWindows:
+    @pytest.mark.parametrize("window_class", [FixedWindow, SlidingWindow])
+    def test_keyed_window_key_kept_while_window_counts(
+        self, clock: FakeClock, window_class: type[FixedWindow | SlidingWindow]
+    ) -> None:
+        limiter: KeyedLimiter[str] = KeyedLimiter(
+            lambda: window_class(2, 100.0, clock=clock), idle_timeout=10.0, clock=clock
+        )
+        limiter.try_acquire("a")
+        clock.advance(10.0)
+
+        limiter.try_acquire("b")
+
+        assert "a" in limiter
+
+    @pytest.mark.parametrize("window_class", [FixedWindow, SlidingWindow])
+    def test_keyed_window_key_dropped_once_window_empties(
+        self, clock: FakeClock, window_class: type[FixedWindow | SlidingWindow]
+    ) -> None:
+        limiter: KeyedLimiter[str] = KeyedLimiter(
+            lambda: window_class(2, 5.0, clock=clock), idle_timeout=10.0, clock=clock
+        )
+        limiter.try_acquire("a")
+        clock.advance(10.0)
+
+        limiter.try_acquire("b")
+
+        assert "a" not in limiter
 
 
 class TestKeyedLimiterMaxKeys:

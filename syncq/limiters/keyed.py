@@ -477,8 +477,6 @@ def _check_factory(factory: object) -> Limiter:
 
 def _check_burst(probe: Limiter, burst: object) -> float:
     """Return the burst by which a limiter like `probe` is known to be at rest."""
-    # TODO: test the `limit` default with FixedWindow and SlidingWindow, which
-    # are newer than this module. Only TokenBucket and test limiters cover it.
     if burst is not None:
         name = "burst"
         value = burst
