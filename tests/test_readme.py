@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 SHELL_BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+LIMITER_GUIDE = (ROOT / "docs" / "limiters.md").read_text(encoding="utf-8")
+GUIDE_BLOCKS = re.findall(r"```python\n(.*?)```", LIMITER_GUIDE, flags=re.DOTALL)
 
 
 @pytest.mark.timeout(30)
@@ -39,3 +41,13 @@ def test_readme_quick_start_runs_the_example() -> None:
     script = quick_start.split("&&")[1].split()[1]
 
     assert (ROOT / script).is_file()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("source", GUIDE_BLOCKS, ids=lambda s: s.splitlines()[0][:40])
+def test_limiter_guide_example_runs(source: str) -> None:
+    exec(compile(source, "docs/limiters.md", "exec"), {"__name__": "guide_example"})
+
+
+def test_limiter_guide_has_examples() -> None:
+    assert len(GUIDE_BLOCKS) >= 3
