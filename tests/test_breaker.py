@@ -63,7 +63,10 @@ def call_failing(breaker: CircuitBreaker, times: int = 1) -> None:
 
 
 def open_breaker(breaker: CircuitBreaker) -> None:
-    call_failing(breaker, breaker.failure_threshold)
+    threshold = breaker.failure_threshold
+    if threshold is None:
+        raise ValueError("open_breaker needs a breaker with a failure_threshold")
+    call_failing(breaker, threshold)
 
 
 def half_open_breaker(breaker: CircuitBreaker, clock: FakeClock) -> None:

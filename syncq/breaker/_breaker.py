@@ -9,6 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq._checks import check_int, check_positive
+from syncq.breaker._options import build_rate_rule
 from syncq.breaker._states import (
     CircuitState,
     ClosedState,
@@ -17,6 +18,7 @@ from syncq.breaker._states import (
     Outcome,
     State,
     Transition,
+    Trigger,
 )
 from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import CircuitOpenError
@@ -126,7 +128,12 @@ class CircuitBreaker:
     """A circuit breaker that rejects calls while a dependency keeps failing.
 
     CLOSED: calls run. `failure_threshold` consecutive counted failures open the
-    breaker, and a success resets the count.
+    breaker, and a success resets the count. With `failure_rate_threshold`, the
+    breaker also opens when the share of failures among the calls in a sliding
+    window reaches the threshold, once the window holds `minimum_calls` calls.
+    The window holds the last `window_size` calls (`window_type="count"`) or the
+    calls that ended in the last `window_size` seconds (`window_type="time"`),
+    and only outcomes recorded while closed. It starts empty at each close.
 
     OPEN: calls are rejected without running, with `CircuitOpenError` whose
     `retry_after` is the time left until `reset_timeout` seconds have passed since
@@ -149,7 +156,8 @@ class CircuitBreaker:
     lock while the user's function or a listener runs.
 
     Args:
-        failure_threshold: Consecutive counted failures that open the breaker.
+        failure_threshold: Consecutive counted failures that open the breaker, or
+            None to open on `failure_rate_threshold` alone.
         reset_timeout: Seconds the breaker stays open before trial calls.
         half_open_max_calls: Trial calls allowed to run at once when half-open.
         success_threshold: Successful trial calls that close the breaker.
@@ -157,31 +165,49 @@ class CircuitBreaker:
             must derive from `Exception`.
         ignore_exceptions: Exception classes that count as neither success nor
             failure, even if they match `failure_exceptions`.
+        failure_rate_threshold: Share of failures in the window, above 0 and at
+            most 1, that opens the breaker; None (the default) turns the rate
+            trigger off.
+        window_type: "count" (the default) or "time", for the window above.
+        window_size: Calls in a count window (an int, default 100) or seconds in
+            a time window (default 60). A time window is kept in 10 to 100
+            buckets and drops outcomes a bucket at a time, so it spans between
+            `window_size` less one bucket and `window_size` seconds.
+        minimum_calls: Calls the window must hold before its rate counts. The
+            default is `window_size` for a count window and 10 for a time window.
         name: Name used in log messages and errors.
         clock: Time source; `syncq.clock.SYSTEM_CLOCK` by default.
 
     Raises:
         TypeError: An argument has the wrong type (a bool where a number belongs,
             a non-exception class in an exception tuple).
-        ValueError: A number is zero, negative, NaN or infinite, or
-            `failure_exceptions` is empty.
+        ValueError: A number is zero, negative, NaN or infinite, a rate is
+            outside (0, 1], `minimum_calls` exceeds a count window's size,
+            `failure_exceptions` is empty, or no trigger is left to open the
+            breaker.
     """
 
     def __init__(
         self,
-        failure_threshold: int = 5,
+        failure_threshold: int | None = 5,
         reset_timeout: float = 30.0,
         half_open_max_calls: int = 1,
         *,
         success_threshold: int = 1,
         failure_exceptions: tuple[type[BaseException], ...] = (Exception,),
         ignore_exceptions: tuple[type[BaseException], ...] = (),
+        failure_rate_threshold: float | None = None,
+        window_type: str = "count",
+        window_size: float | None = None,
+        minimum_calls: int | None = None,
         name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._failure_threshold = check_int(
-            "failure_threshold", failure_threshold, minimum=1
-        )
+        self._failure_threshold: int | None = None
+        if failure_threshold is not None:
+            self._failure_threshold = check_int(
+                "failure_threshold", failure_threshold, minimum=1
+            )
         self._reset_timeout = check_positive(
             "reset_timeout", reset_timeout, unit=" of seconds"
         )
@@ -197,6 +223,18 @@ class CircuitBreaker:
         self._ignore_exceptions = _check_exceptions(
             "ignore_exceptions", ignore_exceptions, base=BaseException, allow_empty=True
         )
+        self._rule = build_rate_rule(
+            failure_rate_threshold=failure_rate_threshold,
+            slow_call_rate_threshold=None,
+            window_type=window_type,
+            window_size=window_size,
+            minimum_calls=minimum_calls,
+        )
+        if self._failure_threshold is None and self._rule is None:
+            raise ValueError(
+                "failure_threshold=None needs failure_rate_threshold, or the "
+                "breaker could never open"
+            )
         if name is not None and not isinstance(name, str):
             raise TypeError(
                 f"name must be a str or None, got {type(name).__name__}: {name!r}"
@@ -209,10 +247,14 @@ class CircuitBreaker:
         self._label = "(unnamed)" if name is None else repr(name)
         self._clock = SYSTEM_CLOCK if clock is None else clock
 
-        # Guards _state, _generation, _failure_count, _listeners, _pending,
-        # _delivering and the _settled flag of every permit this breaker issues.
+        # Guards _state, _generation, _failure_count, the window in _rule,
+        # _listeners, _pending, _delivering and the _settled flag of every
+        # permit this breaker issues.
         self._lock = threading.Lock()
-        self._state: State = ClosedState(self._failure_threshold)
+        self._state: State = ClosedState(self._failure_threshold, self._rule)
+        # True if a success in CLOSED must always be recorded (in a window),
+        # not only when it resets a failure count above zero.
+        self._records_successes = self._rule is not None
         self._generation = 0
         self._failure_count = 0
         # Replaced, never mutated, so delivery can iterate it without the lock.
@@ -231,8 +273,8 @@ class CircuitBreaker:
         return self._name
 
     @property
-    def failure_threshold(self) -> int:
-        """Consecutive counted failures that open the breaker."""
+    def failure_threshold(self) -> int | None:
+        """Consecutive counted failures that open the breaker, or None."""
         return self._failure_threshold
 
     @property
@@ -338,10 +380,10 @@ class CircuitBreaker:
         except BaseException as exc:
             self._record(generation, self._classify(exc))
             raise
-        # A success in CLOSED only resets the failure count. When the count reads
-        # zero, skipping the reset is the same as this success having been
-        # recorded just before any failure that races with it.
-        if self._failure_count:
+        # Without a window, a success in CLOSED only resets the failure count.
+        # When the count reads zero, skipping the reset is the same as this
+        # success having been recorded just before any failure that races with it.
+        if self._failure_count or self._records_successes:
             self._record(generation, Outcome.SUCCESS)
         return result
 
@@ -446,9 +488,10 @@ class CircuitBreaker:
         with self._lock:
             kind = self._state.kind
             failures = self._failure_count
+        threshold = "" if self._failure_threshold is None else self._failure_threshold
         return (
             f"CircuitBreaker(name={self._name!r}, state={kind.value}, "
-            f"failures={failures}/{self._failure_threshold})"
+            f"failures={failures}/{threshold})"
         )
 
     def _classify(self, exc: BaseException) -> Outcome:
@@ -491,10 +534,10 @@ class CircuitBreaker:
             return
         if outcome is Outcome.SUCCESS:
             self._failure_count = 0
-            next_kind = self._state.on_success()
+            next_kind = self._state.on_success(now, False)
         else:
             self._failure_count += 1
-            next_kind = self._state.on_failure(self._failure_count)
+            next_kind = self._state.on_failure(self._failure_count, now, False)
         if next_kind is not None:
             self._transition(next_kind, now)
 
@@ -505,10 +548,13 @@ class CircuitBreaker:
 
     def _transition(self, kind: CircuitState, now: float) -> None:
         # Runs with the lock held. Queues the event for _deliver.
-        old = self._state.kind
+        old = self._state
+        trip = old.trip if isinstance(old, ClosedState) else None
         if kind is CircuitState.CLOSED:
             self._failure_count = 0
-            self._state = ClosedState(self._failure_threshold)
+            if self._rule is not None:
+                self._rule.window.clear()
+            self._state = ClosedState(self._failure_threshold, self._rule)
         elif kind is CircuitState.OPEN:
             self._state = OpenState(now, self._reset_timeout)
         else:
@@ -516,7 +562,11 @@ class CircuitBreaker:
                 self._half_open_max_calls, self._success_threshold
             )
         self._generation += 1
-        self._pending.append(Transition(old, kind, self._failure_count))
+        if trip is None:
+            event = Transition(old.kind, kind, self._failure_count)
+        else:
+            event = Transition(old.kind, kind, self._failure_count, *trip)
+        self._pending.append(event)
 
     def _claim_delivery(self) -> bool:
         # Runs with the lock held. True if the caller must run _deliver after
@@ -544,7 +594,17 @@ class CircuitBreaker:
             raise
 
     def _announce(self, event: Transition, listeners: tuple[Listener, ...]) -> None:
-        if event.new is CircuitState.OPEN and event.old is CircuitState.CLOSED:
+        if event.trigger in (Trigger.FAILURE_RATE, Trigger.SLOW_CALL_RATE):
+            logger.warning(
+                "circuit breaker %s opened because the %s over the last %d calls "
+                "was %.3g, at or above its threshold, and rejects calls for %g s",
+                self._label,
+                event.trigger.value,
+                event.window_calls,
+                event.rate,
+                self._reset_timeout,
+            )
+        elif event.new is CircuitState.OPEN and event.old is CircuitState.CLOSED:
             logger.warning(
                 "circuit breaker %s opened after consecutive failures "
                 "(failure_count=%d) and rejects calls for %g s",

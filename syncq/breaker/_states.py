@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+if TYPE_CHECKING:
+    from syncq.breaker._windows import Window
 
 
 class CircuitState(enum.Enum):
@@ -22,12 +25,34 @@ class Outcome(enum.Enum):
     NEUTRAL = "neutral"
 
 
+class Trigger(enum.Enum):
+    """The rule that opened a closed breaker."""
+
+    CONSECUTIVE_FAILURES = "consecutive failures"
+    FAILURE_RATE = "failure rate"
+    SLOW_CALL_RATE = "slow-call rate"
+
+
 class Transition(NamedTuple):
     """A state change waiting to be logged and sent to the listeners."""
 
     old: CircuitState
     new: CircuitState
     failure_count: int
+    # Set when a closed breaker opens: the trigger, and for a rate trigger the
+    # rate and the number of calls in the window.
+    trigger: Trigger | None = None
+    rate: float = 0.0
+    window_calls: int = 0
+
+
+class RateRule(NamedTuple):
+    """A rate trigger's settings: the window and the thresholds over it."""
+
+    window: Window
+    minimum_calls: int
+    failure_rate_threshold: float | None
+    slow_call_rate_threshold: float | None
 
 
 class State:
@@ -52,11 +77,13 @@ class State:
         """Return the seconds until this state could admit a call."""
         return 0.0
 
-    def on_success(self) -> CircuitState | None:
-        """Record a successful call admitted in this state."""
+    def on_success(self, now: float, slow: bool) -> CircuitState | None:
+        """Record a successful call admitted in this state that ended at `now`."""
         return None
 
-    def on_failure(self, failure_count: int) -> CircuitState | None:
+    def on_failure(
+        self, failure_count: int, now: float, slow: bool
+    ) -> CircuitState | None:
         """Record a counted failure, which `failure_count` already includes."""
         return None
 
@@ -67,11 +94,47 @@ class State:
 class ClosedState(State):
     kind = CircuitState.CLOSED
 
-    def __init__(self, failure_threshold: int) -> None:
+    def __init__(self, failure_threshold: int | None, rule: RateRule | None) -> None:
         self._failure_threshold = failure_threshold
+        self._rule = rule
+        # Why the state returned OPEN: read by the breaker for the log message.
+        self.trip: tuple[Trigger, float, int] | None = None
 
-    def on_failure(self, failure_count: int) -> CircuitState | None:
-        if failure_count >= self._failure_threshold:
+    def on_success(self, now: float, slow: bool) -> CircuitState | None:
+        if self._rule is None:
+            return None
+        self._rule.window.record(now, failed=False, slow=slow)
+        return self._check_rates(now)
+
+    def on_failure(
+        self, failure_count: int, now: float, slow: bool
+    ) -> CircuitState | None:
+        if self._rule is not None:
+            self._rule.window.record(now, failed=True, slow=slow)
+        threshold = self._failure_threshold
+        if threshold is not None and failure_count >= threshold:
+            self.trip = (Trigger.CONSECUTIVE_FAILURES, 0.0, 0)
+            return CircuitState.OPEN
+        if self._rule is None:
+            return None
+        return self._check_rates(now)
+
+    def _check_rates(self, now: float) -> CircuitState | None:
+        rule = self._rule
+        if rule is None:
+            return None
+        totals = rule.window.totals(now)
+        if totals.calls < rule.minimum_calls:
+            return None
+        failure_rate = totals.failures / totals.calls
+        threshold = rule.failure_rate_threshold
+        if threshold is not None and failure_rate >= threshold:
+            self.trip = (Trigger.FAILURE_RATE, failure_rate, totals.calls)
+            return CircuitState.OPEN
+        slow_rate = totals.slow_calls / totals.calls
+        threshold = rule.slow_call_rate_threshold
+        if threshold is not None and slow_rate >= threshold:
+            self.trip = (Trigger.SLOW_CALL_RATE, slow_rate, totals.calls)
             return CircuitState.OPEN
         return None
 
@@ -107,14 +170,16 @@ class HalfOpenState(State):
         self._in_flight += 1
         return True
 
-    def on_success(self) -> CircuitState | None:
+    def on_success(self, now: float, slow: bool) -> CircuitState | None:
         self._in_flight -= 1
         self._successes += 1
         if self._successes >= self._success_threshold:
             return CircuitState.CLOSED
         return None
 
-    def on_failure(self, failure_count: int) -> CircuitState | None:
+    def on_failure(
+        self, failure_count: int, now: float, slow: bool
+    ) -> CircuitState | None:
         return CircuitState.OPEN
 
     def on_neutral(self) -> None:

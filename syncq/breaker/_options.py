@@ -1,0 +1,75 @@
+"""Checks for the breaker's rate-trigger options, and the window they build."""
+
+from __future__ import annotations
+
+from syncq._checks import check_int, check_positive
+from syncq.breaker._states import RateRule
+from syncq.breaker._windows import CountWindow, TimeWindow, Window
+
+WINDOW_TYPES = ("count", "time")
+
+# Window sizes when `window_size` is not given: calls, or seconds.
+DEFAULT_COUNT_WINDOW = 100
+DEFAULT_TIME_WINDOW = 60.0
+
+# Calls a time window needs before its rates count, when `minimum_calls` is not
+# given. A count window needs to be full.
+DEFAULT_TIME_MINIMUM_CALLS = 10
+
+
+def check_rate(name: str, value: object) -> float | None:
+    """Return a rate threshold in (0, 1] as a float, or None for no threshold."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be None or a number in (0, 1], "
+            f"got {type(value).__name__} {value!r}"
+        )
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must be None or a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def build_rate_rule(
+    *,
+    failure_rate_threshold: object,
+    slow_call_rate_threshold: float | None,
+    window_type: object,
+    window_size: object,
+    minimum_calls: object,
+) -> RateRule | None:
+    """Check the window options and return the rule, or None if no rate is set.
+
+    The window options are checked even when no rate threshold uses them, so a
+    mistyped option fails at once.
+    """
+    failure_rate = check_rate("failure_rate_threshold", failure_rate_threshold)
+    if not isinstance(window_type, str) or window_type not in WINDOW_TYPES:
+        raise ValueError(f"window_type must be 'count' or 'time', got {window_type!r}")
+    window: Window
+    if window_type == "count":
+        size = DEFAULT_COUNT_WINDOW
+        if window_size is not None:
+            size = check_int("window_size", window_size, minimum=1)
+        minimum = size
+        if minimum_calls is not None:
+            minimum = check_int("minimum_calls", minimum_calls, minimum=1)
+        if minimum > size:
+            raise ValueError(
+                f"minimum_calls must be at most window_size={size} for a count "
+                f"window, which never holds more calls, got {minimum!r}"
+            )
+        window = CountWindow(size)
+    else:
+        seconds = DEFAULT_TIME_WINDOW
+        if window_size is not None:
+            seconds = check_positive("window_size", window_size, unit=" of seconds")
+        minimum = DEFAULT_TIME_MINIMUM_CALLS
+        if minimum_calls is not None:
+            minimum = check_int("minimum_calls", minimum_calls, minimum=1)
+        window = TimeWindow(seconds)
+
+    if failure_rate is None and slow_call_rate_threshold is None:
+        return None
+    return RateRule(window, minimum, failure_rate, slow_call_rate_threshold)
