@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import math
 import os
 import queue
 import threading
@@ -16,7 +17,13 @@ from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from syncq._checks import check_int, check_priority, check_timeout
+from syncq._checks import (
+    check_int,
+    check_non_negative,
+    check_priority,
+    check_timeout,
+)
+from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
@@ -83,6 +90,9 @@ class WorkerPool(Executor):
             earlier run left pending or interrupted; their futures are in
             `recovered`.
         thread_name_prefix: Worker threads are named ``{prefix}-{n}``.
+        clock: The clock that delayed starts (``options(delay=...)`` and
+            ``options(start_at=...)``) and retry delays are measured on; defaults
+            to the system's monotonic clock.
 
     All methods are thread-safe.
     """
@@ -97,6 +107,7 @@ class WorkerPool(Executor):
         retry: Retry | int | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
         thread_name_prefix: str = "syncq-pool",
+        clock: Clock | None = None,
     ) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
@@ -112,6 +123,7 @@ class WorkerPool(Executor):
         self._breaker = breaker
         self._retry = make_retry(retry)
         self._thread_name_prefix = thread_name_prefix
+        self._clock = _check_clock(clock)
 
         # Guards every field below up to the threads, and the counters. Notified
         # (as _idle) when the last outstanding task finishes and when a pending
@@ -137,7 +149,10 @@ class WorkerPool(Executor):
         # waiting for a token.
         self._abort = threading.Event()
         self._timer = Timer(
-            self._ready, self._release_held, f"{thread_name_prefix}-timer"
+            self._ready,
+            self._release_held,
+            f"{thread_name_prefix}-timer",
+            self._clock,
         )
         # Serialises keyed submits, so two threads submitting one key get one task.
         self._keys_lock = threading.Lock()
@@ -176,6 +191,8 @@ class WorkerPool(Executor):
         retry: Retry | int | None = None,
         block: bool = True,
         block_timeout: float | None = None,
+        delay: float | None = None,
+        start_at: float | None = None,
     ) -> TaskOptions:
         """Return a view of this pool whose `submit` applies these options.
 
@@ -195,6 +212,22 @@ class WorkerPool(Executor):
                 `max_pending` tasks wait.
             block_timeout: The longest `submit` blocks before raising `queue.Full`;
                 None waits as long as it takes.
+            delay: Seconds, measured on the pool's clock from each `submit`,
+                before the task may start.
+            start_at: A reading of the pool's clock (its ``monotonic()``) before
+                which the task does not start; a time already past starts it at
+                once.
+
+        A delayed task waits on the pool's timer thread, not on a worker. Until it
+        starts it counts against `max_pending` and is cancelled by `close` and
+        by ``shutdown(cancel_futures=True)`` like a queued task, while a plain
+        `shutdown` waits for it. With a journal the start time is not recorded,
+        so a task recovered by a later run starts at once.
+
+        Raises:
+            TypeError: An option has the wrong type.
+            ValueError: An option is out of range, `key` is given to a pool
+                without a journal, or both `delay` and `start_at` are given.
         """
         if key is not None and not isinstance(key, str):
             raise TypeError(f"key must be a str or None, got {key!r}")
@@ -202,12 +235,19 @@ class WorkerPool(Executor):
             raise ValueError("key= needs a pool with a journal")
         if not isinstance(block, bool):
             raise TypeError(f"block must be True or False, got {block!r}")
+        if delay is not None and start_at is not None:
+            raise ValueError(
+                f"give delay or start_at, not both; got delay={delay!r} "
+                f"and start_at={start_at!r}"
+            )
         options = Options(
             priority=check_priority(priority),
             key=key,
             retry=make_retry(retry),
             block=block,
             block_timeout=check_timeout("block_timeout", block_timeout),
+            start_at=_check_start_at(start_at),
+            delay=_check_delay(delay),
         )
         return TaskOptions(self, options)
 
@@ -222,17 +262,29 @@ class WorkerPool(Executor):
             raise TypeError(f"fn must be callable, got {fn!r}")
         task = Task(fn, args, kwargs, options.priority, options.retry or self._retry)
         if self._journal is None:
-            self._admit(task, options.block, options.block_timeout)
+            self._admit(task, options)
             return task.future
         return self._submit_journaled(self._journal, task, options)
 
-    def _admit(self, task: Task, block: bool, block_timeout: float | None) -> None:
-        self._reserve_slot(block, block_timeout)
+    def _admit(self, task: Task, options: Options) -> None:
+        self._reserve_slot(options.block, options.block_timeout)
         try:
-            self._ready.put(task, priority=task.priority)
+            if options.delay is None and options.start_at is None:
+                self._ready.put(task, priority=task.priority)
+            else:
+                self._enqueue(task, options)
         except BaseException:
             self._release_slot()
             raise
+
+    def _enqueue(self, task: Task, options: Options) -> None:
+        """Queue an admitted task, or hand it to the timer if it starts later."""
+        if options.delay is not None:
+            self._timer.schedule(task, options.delay)
+        elif options.start_at is not None:
+            self._timer.schedule_at(task, options.start_at)
+        else:
+            self._ready.put(task, priority=task.priority)
 
     def _reserve_slot(
         self, block: bool, block_timeout: float | None, *, bounded: bool = True
@@ -402,7 +454,7 @@ class WorkerPool(Executor):
                 task.key = key
                 if key is not None:
                     self._by_key[key] = task.future
-                self._ready.put(task, priority=task.priority)
+                self._enqueue(task, options)
             except BaseException:
                 # The row, if written, stays pending for the next run.
                 if key is not None:
@@ -797,3 +849,39 @@ class WorkerPool(Executor):
 
     def __repr__(self) -> str:
         return f"WorkerPool(max_workers={self._max_workers})"
+
+
+def _check_clock(clock: Clock | None) -> Clock:
+    if clock is None:
+        return SYSTEM_CLOCK
+    if not isinstance(clock, Clock):
+        raise TypeError(
+            "clock must provide monotonic() and sleep(), "
+            f"got {type(clock).__name__} {clock!r}"
+        )
+    return clock
+
+
+def _check_delay(delay: object) -> float | None:
+    if delay is None:
+        return None
+    return check_non_negative("delay", delay, unit=" of seconds")
+
+
+def _check_start_at(start_at: object) -> float | None:
+    if start_at is None:
+        return None
+    if isinstance(start_at, bool) or not isinstance(start_at, (int, float)):
+        raise TypeError(
+            "start_at must be a finite number of clock seconds or None, "
+            f"got {type(start_at).__name__} {start_at!r}"
+        )
+    try:
+        when = float(start_at)
+    except OverflowError:
+        when = math.inf
+    if not math.isfinite(when):
+        raise ValueError(
+            f"start_at must be a finite number of clock seconds, got {start_at!r}"
+        )
+    return when

@@ -78,6 +78,10 @@ class Options:
     retry: Retry | None = None
     block: bool = True
     block_timeout: float | None = None
+    start_at: float | None = None
+    """A clock reading before which the task does not start, or None."""
+    delay: float | None = None
+    """Seconds after `submit` before which the task does not start, or None."""
 
 
 DEFAULT_OPTIONS = Options()

@@ -5,25 +5,37 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-import time
 from typing import Callable
 
+from syncq.clock import Clock, SystemClock
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._task import Task
 
+# A clock other than the system clock (a test's fake clock) cannot wake a thread
+# that waits on a condition, so the timer re-reads such a clock this often, in
+# real seconds.
+FOREIGN_CLOCK_POLL = 0.005
+
 
 class Timer:
-    """A thread that moves tasks to the ready queue when their delay has passed.
+    """A thread that moves tasks to the ready queue when their time has come.
 
-    A scheduled `None` releases the tasks held by the breaker instead.
+    Times are read from `clock`. A scheduled `None` releases the tasks held by the
+    breaker instead.
     """
 
     def __init__(
-        self, ready: ReadyQueue, release_held: Callable[[], None], name: str
+        self,
+        ready: ReadyQueue,
+        release_held: Callable[[], None],
+        name: str,
+        clock: Clock,
     ) -> None:
         self._ready = ready
         self._release_held = release_held
         self._name = name
+        self._clock = clock
+        self._poll = None if isinstance(clock, SystemClock) else FOREIGN_CLOCK_POLL
         self._heap: list[tuple[float, int, Task | None]] = []
         self._sequence = itertools.count()
         self._stopped = False
@@ -33,10 +45,13 @@ class Timer:
         self._changed = threading.Condition()
 
     def schedule(self, task: Task | None, delay: float) -> None:
+        """Move `task` to the ready queue `delay` seconds from now."""
+        self.schedule_at(task, self._clock.monotonic() + delay)
+
+    def schedule_at(self, task: Task | None, when: float) -> None:
+        """Move `task` to the ready queue once the clock reads `when`."""
         with self._changed:
-            heapq.heappush(
-                self._heap, (time.monotonic() + delay, next(self._sequence), task)
-            )
+            heapq.heappush(self._heap, (when, next(self._sequence), task))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name=self._name, daemon=True
@@ -45,6 +60,7 @@ class Timer:
             self._changed.notify()
 
     def clear(self) -> list[Task]:
+        """Remove every scheduled task and return them."""
         with self._changed:
             tasks = [task for _, _, task in self._heap if task is not None]
             self._heap = []
@@ -79,12 +95,14 @@ class Timer:
             if not self._heap:
                 self._changed.wait()
                 continue
-            remaining = self._heap[0][0] - time.monotonic()
+            remaining = self._heap[0][0] - self._clock.monotonic()
             if remaining > 0:
+                if self._poll is not None:
+                    remaining = min(remaining, self._poll)
                 self._changed.wait(remaining)
                 continue
             due = []
-            now = time.monotonic()
+            now = self._clock.monotonic()
             while self._heap and self._heap[0][0] <= now:
                 due.append(heapq.heappop(self._heap)[2])
             return due
