@@ -428,3 +428,191 @@ class TestRateConcurrency:
         assert alive == []
         assert unexpected == []
         assert breaker.state is OPEN
+
+
+def make_slow_breaker(clock: FakeClock, **kwargs: Any) -> CircuitBreaker:
+    options: dict[str, Any] = {
+        "failure_rate_threshold": None,
+        "slow_call_duration": 2.0,
+        "slow_call_rate_threshold": 0.5,
+    }
+    options.update(kwargs)
+    return make_breaker(clock, **options)
+
+
+def take_seconds(clock: FakeClock, seconds: float) -> str:
+    clock.advance(seconds)
+    return "ok"
+
+
+def fail_after(clock: FakeClock, seconds: float) -> None:
+    clock.advance(seconds)
+    raise DependencyDownError("timed out upstream")
+
+
+class TestSlowCallValidation:
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "fragment"),
+        [
+            ({"slow_call_duration": 0}, ValueError, "slow_call_duration"),
+            ({"slow_call_duration": -1.0}, ValueError, "slow_call_duration"),
+            ({"slow_call_duration": math.nan}, ValueError, "slow_call_duration"),
+            ({"slow_call_duration": math.inf}, ValueError, "slow_call_duration"),
+            ({"slow_call_duration": True}, TypeError, "slow_call_duration"),
+            ({"slow_call_duration": "2"}, TypeError, "slow_call_duration"),
+            ({"slow_call_rate_threshold": 0}, ValueError, "slow_call_rate"),
+            ({"slow_call_rate_threshold": 1.5}, ValueError, "slow_call_rate"),
+            ({"slow_call_rate_threshold": math.nan}, ValueError, "slow_call_rate"),
+            ({"slow_call_rate_threshold": False}, TypeError, "slow_call_rate"),
+            ({"slow_call_rate_threshold": [0.5]}, TypeError, "slow_call_rate"),
+            (
+                {"slow_call_duration": None},
+                ValueError,
+                "needs slow_call_duration",
+            ),
+        ],
+        ids=repr,
+    )
+    def test_slow_options_reject_bad_argument(
+        self,
+        clock: FakeClock,
+        kwargs: dict[str, Any],
+        error: type[Exception],
+        fragment: str,
+    ) -> None:
+        with pytest.raises(error, match=fragment):
+            make_slow_breaker(clock, **kwargs)
+
+    def test_slow_duration_alone_keeps_breaker_closed(self, clock: FakeClock) -> None:
+        breaker = CircuitBreaker(slow_call_duration=1.0, clock=clock)
+
+        for _ in range(10):
+            breaker.call(take_seconds, clock, 5.0)
+
+        assert breaker.state is CLOSED
+
+
+class TestSlowCalls:
+    def test_slow_rate_opens_at_threshold(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(clock)
+
+        for seconds in (3.0, 0.5, 3.0, 0.5):
+            breaker.call(take_seconds, clock, seconds)
+
+        assert breaker.state is OPEN
+
+    def test_slow_rate_below_threshold_stays_closed(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(clock)
+
+        for seconds in (3.0, 0.5, 0.5, 0.5):
+            breaker.call(take_seconds, clock, seconds)
+
+        assert breaker.state is CLOSED
+
+    def test_slow_call_at_duration_is_not_slow(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(clock, slow_call_rate_threshold=0.25)
+
+        for _ in range(4):
+            breaker.call(take_seconds, clock, 2.0)
+
+        assert breaker.state is CLOSED
+
+    def test_slow_failure_counts_as_slow(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(clock)
+
+        for _ in range(2):
+            with pytest.raises(DependencyDownError):
+                breaker.call(fail_after, clock, 3.0)
+        run(breaker, "ss")
+
+        assert breaker.state is OPEN
+
+    def test_slow_permit_timed_from_acquire(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(clock)
+
+        for _ in range(4):
+            permit = breaker.acquire_permission()
+            clock.advance(2.5)
+            permit.record_success()
+
+        assert breaker.state is OPEN
+
+    def test_slow_rate_in_time_window(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(
+            clock, window_type="time", window_size=30.0, minimum_calls=3
+        )
+
+        for _ in range(3):
+            breaker.call(take_seconds, clock, 4.0)
+
+        assert breaker.state is OPEN
+
+    def test_slow_trial_success_closes(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(clock)
+        for _ in range(4):
+            breaker.call(take_seconds, clock, 3.0)
+        clock.advance(10.0)
+
+        breaker.call(take_seconds, clock, 3.0)
+
+        assert breaker.state is CLOSED
+
+    def test_slow_rate_with_failure_rate(self, clock: FakeClock) -> None:
+        breaker = make_slow_breaker(clock, failure_rate_threshold=0.75)
+
+        run(breaker, "ff")
+        breaker.call(take_seconds, clock, 3.0)
+        breaker.call(take_seconds, clock, 3.0)
+
+        assert breaker.state is OPEN
+
+    def test_slow_rate_logging_names_trigger(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        breaker = make_slow_breaker(clock)
+
+        with caplog.at_level(logging.WARNING, logger="syncq.breaker"):
+            for _ in range(4):
+                breaker.call(take_seconds, clock, 3.0)
+
+        message = caplog.records[0].getMessage()
+        assert "because the slow-call rate over the last 4 calls was 1" in message
+
+    @pytest.mark.timeout(30)
+    def test_slow_window_loses_no_counts(self, clock: FakeClock) -> None:
+        thread_count = 16
+        calls_each = 100
+        total = thread_count * calls_each
+        breaker = make_slow_breaker(
+            clock, window_size=total, minimum_calls=total, slow_call_duration=1.0
+        )
+        start = threading.Barrier(thread_count)
+        # The main thread joins this one to move the clock between the halves.
+        clock_moved = threading.Barrier(thread_count + 1)
+        unexpected: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                start.wait(timeout=5.0)
+                permits = [breaker.acquire_permission() for _ in range(calls_each)]
+                for permit in permits[: calls_each // 2]:
+                    permit.record_success()
+                clock_moved.wait(timeout=5.0)
+                clock_moved.wait(timeout=5.0)
+                for permit in permits[calls_each // 2 :]:
+                    permit.record_failure(DependencyDownError())
+            except BaseException as exc:
+                unexpected.append(exc)
+
+        threads = _start_threads(thread_count, worker)
+        clock_moved.wait(timeout=5.0)
+        clock.advance(5.0)
+        clock_moved.wait(timeout=5.0)
+        alive = _alive_after_join(threads)
+
+        # Half the calls end after the clock moved, so they are slow. The
+        # breaker opens only when the window contains every call and half of
+        # them were slow, so a lost count of either kind leaves it closed.
+        assert alive == []
+        assert unexpected == []
+        assert breaker.state is OPEN

@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq._checks import check_int, check_positive
-from syncq.breaker._options import build_rate_rule
+from syncq.breaker._options import build_rate_rule, check_rate
 from syncq.breaker._states import (
     CircuitState,
     ClosedState,
@@ -55,11 +55,15 @@ class Permit:
     Thread-safe.
     """
 
-    __slots__ = ("_breaker", "_generation", "_settled")
+    __slots__ = ("_breaker", "_generation", "_settled", "_started")
 
-    def __init__(self, breaker: CircuitBreaker, generation: int) -> None:
+    def __init__(
+        self, breaker: CircuitBreaker, generation: int, started: float = 0.0
+    ) -> None:
         self._breaker = breaker
         self._generation = generation
+        # Clock reading at admission, from which a slow call is timed.
+        self._started = started
         # Read and set only by the breaker, under its lock.
         self._settled = False
 
@@ -130,10 +134,17 @@ class CircuitBreaker:
     CLOSED: calls run. `failure_threshold` consecutive counted failures open the
     breaker, and a success resets the count. With `failure_rate_threshold`, the
     breaker also opens when the share of failures among the calls in a sliding
-    window reaches the threshold, once the window holds `minimum_calls` calls.
-    The window holds the last `window_size` calls (`window_type="count"`) or the
+    window reaches the threshold, once the window contains `minimum_calls` calls.
+    The window contains the last `window_size` calls (`window_type="count"`) or the
     calls that ended in the last `window_size` seconds (`window_type="time"`),
     and only outcomes recorded while closed. It starts empty at each close.
+
+    A call that takes longer than `slow_call_duration` seconds on the breaker's
+    clock is slow, whether it succeeds or fails, and with
+    `slow_call_rate_threshold` the breaker opens when the share of slow calls in
+    the same window reaches that threshold. A permit's call is timed from
+    `acquire_permission` to its settlement. Slow trial calls count only by
+    their outcome, so a slow success still closes a half-open breaker.
 
     OPEN: calls are rejected without running, with `CircuitOpenError` whose
     `retry_after` is the time left until `reset_timeout` seconds have passed since
@@ -173,8 +184,13 @@ class CircuitBreaker:
             a time window (default 60). A time window is kept in 10 to 100
             buckets and drops outcomes a bucket at a time, so it spans between
             `window_size` less one bucket and `window_size` seconds.
-        minimum_calls: Calls the window must hold before its rate counts. The
+        minimum_calls: Calls the window must hold before its rates count. The
             default is `window_size` for a count window and 10 for a time window.
+        slow_call_duration: Seconds after which a call is slow, or None (the
+            default) to time no call.
+        slow_call_rate_threshold: Share of slow calls in the window, above 0 and
+            at most 1, that opens the breaker; None (the default) turns the
+            slow-call trigger off. It needs `slow_call_duration`.
         name: Name used in log messages and errors.
         clock: Time source; `syncq.clock.SYSTEM_CLOCK` by default.
 
@@ -200,6 +216,8 @@ class CircuitBreaker:
         window_type: str = "count",
         window_size: float | None = None,
         minimum_calls: int | None = None,
+        slow_call_duration: float | None = None,
+        slow_call_rate_threshold: float | None = None,
         name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -223,17 +241,28 @@ class CircuitBreaker:
         self._ignore_exceptions = _check_exceptions(
             "ignore_exceptions", ignore_exceptions, base=BaseException, allow_empty=True
         )
+        self._slow_call_duration: float | None = None
+        if slow_call_duration is not None:
+            self._slow_call_duration = check_positive(
+                "slow_call_duration", slow_call_duration, unit=" of seconds"
+            )
+        slow_rate = check_rate("slow_call_rate_threshold", slow_call_rate_threshold)
+        if slow_rate is not None and self._slow_call_duration is None:
+            raise ValueError(
+                f"slow_call_rate_threshold={slow_rate!r} needs slow_call_duration, "
+                "the seconds after which a call is slow"
+            )
         self._rule = build_rate_rule(
             failure_rate_threshold=failure_rate_threshold,
-            slow_call_rate_threshold=None,
+            slow_call_rate_threshold=slow_rate,
             window_type=window_type,
             window_size=window_size,
             minimum_calls=minimum_calls,
         )
         if self._failure_threshold is None and self._rule is None:
             raise ValueError(
-                "failure_threshold=None needs failure_rate_threshold, or the "
-                "breaker could never open"
+                "failure_threshold=None needs failure_rate_threshold or "
+                "slow_call_rate_threshold, or the breaker could never open"
             )
         if name is not None and not isinstance(name, str):
             raise TypeError(
@@ -351,7 +380,7 @@ class CircuitBreaker:
             raise CircuitOpenError(
                 self._rejection_message(kind, retry_after), retry_after
             )
-        return Permit(self, generation)
+        return Permit(self, generation, now)
 
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `fn(*args, **kwargs)` if the breaker admits it and record the outcome.
@@ -375,6 +404,8 @@ class CircuitBreaker:
             generation = self._generation
         if not closed:
             return self._call_with_permit(fn, args, kwargs)
+        if self._slow_call_duration is not None:
+            return self._run_timed(fn, args, kwargs, generation)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -385,6 +416,23 @@ class CircuitBreaker:
         # success having been recorded just before any failure that races with it.
         if self._failure_count or self._records_successes:
             self._record(generation, Outcome.SUCCESS)
+        return result
+
+    def _run_timed(
+        self,
+        fn: Callable[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        generation: int,
+    ) -> R:
+        # The fast path of `_run` for a breaker that times calls.
+        started = self._clock.monotonic()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._record(generation, self._classify(exc), started)
+            raise
+        self._record(generation, Outcome.SUCCESS, started)
         return result
 
     def _call_with_permit(
@@ -511,33 +559,41 @@ class CircuitBreaker:
             permit._settled = True
             if permit.generation != self._generation:
                 return
-            self._apply(outcome, now)
+            self._apply(outcome, now, self._is_slow(permit._started, now))
             deliver = self._claim_delivery()
         if deliver:
             self._deliver()
 
-    def _record(self, generation: int, outcome: Outcome) -> None:
+    def _record(
+        self, generation: int, outcome: Outcome, started: float | None = None
+    ) -> None:
         # Settles a call that `call` admitted on its fast path, without a Permit.
+        # `started` is the clock reading before the call, if it was timed.
         now = self._clock.monotonic()
+        slow = started is not None and self._is_slow(started, now)
         with self._lock:
             if generation != self._generation:
                 return
-            self._apply(outcome, now)
+            self._apply(outcome, now, slow)
             deliver = self._claim_delivery()
         if deliver:
             self._deliver()
 
-    def _apply(self, outcome: Outcome, now: float) -> None:
+    def _is_slow(self, started: float, now: float) -> bool:
+        duration = self._slow_call_duration
+        return duration is not None and now - started > duration
+
+    def _apply(self, outcome: Outcome, now: float, slow: bool) -> None:
         # Runs with the lock held, for a call admitted in the current generation.
         if outcome is Outcome.NEUTRAL:
             self._state.on_neutral()
             return
         if outcome is Outcome.SUCCESS:
             self._failure_count = 0
-            next_kind = self._state.on_success(now, False)
+            next_kind = self._state.on_success(now, slow)
         else:
             self._failure_count += 1
-            next_kind = self._state.on_failure(self._failure_count, now, False)
+            next_kind = self._state.on_failure(self._failure_count, now, slow)
         if next_kind is not None:
             self._transition(next_kind, now)
 
