@@ -5,7 +5,8 @@ limiter of 200 per second, for 5 seconds (1 second with ``--quick``). Each
 request reserves its place and sleeps until the reservation is due, as
 `acquire` does, so the benchmark can record both the time a grant was due and
 the time the thread woke. The report gives the achieved rate, the most grants
-seen in any window of one second, and how late the threads woke.
+seen in any window of one second against the most that the limiter's algorithm
+allows there, and how late the threads woke.
 
 The figures depend on the machine's scheduler: a sleeping thread wakes when
 the operating system runs it, which is never early and sometimes late.
@@ -18,6 +19,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import math
 import pathlib
 import sys
 import threading
@@ -29,17 +32,84 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from benchmarks._harness import format_table, machine_lines, parse_settings
-from syncq.limiters import Limiter, TokenBucket
+from syncq.limiters import (
+    FixedWindow,
+    LeakyBucket,
+    Limiter,
+    SlidingWindow,
+    TokenBucket,
+)
 
 RATE = 200.0
 THREADS = 8
 
+# The span, in seconds, over which the most grants are counted.
+SPAN = 1.0
 
-def _limiters() -> list[tuple[str, Limiter]]:
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """A limiter under test, with what its algorithm lets it grant."""
+
+    name: str
+    limiter: Limiter
+    burst: int
+    """The grants that the limiter makes at once when at rest. The steady rate
+    leaves them out."""
+    period: int
+    """The grants in one repetition of the steady pattern: 1 for the buckets,
+    which space grants evenly, and the limit for the windows, which grant a
+    window's worth at a time. The steady rate is measured over whole
+    repetitions."""
+    bound: int
+    """The maximum number of grants that the algorithm allows in any half-open SPAN."""
+
+
+def _limiters() -> list[Subject]:
     """Return the limiters under test, each limiting to RATE per second."""
+    limit = int(RATE)
     return [
-        ("TokenBucket(200, capacity=1)", TokenBucket(RATE, capacity=1)),
-        ("TokenBucket(200, capacity=200)", TokenBucket(RATE, capacity=RATE)),
+        # A token bucket grants at most its capacity plus what refills in the span.
+        Subject(
+            "TokenBucket(200, capacity=1)",
+            TokenBucket(RATE, capacity=1),
+            burst=1,
+            period=1,
+            bound=1 + int(RATE * SPAN),
+        ),
+        Subject(
+            "TokenBucket(200, capacity=200)",
+            TokenBucket(RATE, capacity=RATE),
+            burst=limit,
+            period=1,
+            bound=limit + int(RATE * SPAN),
+        ),
+        # A fixed window can grant its limit at the end of one window and again
+        # at the start of the next, so twice the limit within one span.
+        Subject(
+            "FixedWindow(200, 1.0)",
+            FixedWindow(RATE, 1.0),
+            burst=limit,
+            period=limit,
+            bound=2 * limit,
+        ),
+        # A sliding window grants at most its limit in any half-open window.
+        Subject(
+            "SlidingWindow(200, 1.0)",
+            SlidingWindow(RATE, 1.0),
+            burst=limit,
+            period=limit,
+            bound=limit,
+        ),
+        # With no burst, grants are at least 1 / rate apart, so a span contains
+        # at most rate * span of them plus the one at its start.
+        Subject(
+            "LeakyBucket(200)",
+            LeakyBucket(RATE),
+            burst=1,
+            period=1,
+            bound=int(RATE * SPAN) + 1,
+        ),
     ]
 
 
@@ -89,6 +159,14 @@ def _max_in_window(times: Sequence[float], window: float) -> int:
     return most
 
 
+def _steady_rate(due: Sequence[float], subject: Subject) -> float:
+    """Return the grants per second after the first burst, over whole periods."""
+    steady = due[subject.burst :]
+    grants = (len(steady) - 1) // subject.period * subject.period
+    span = steady[grants] - steady[0] if grants > 0 else 0.0
+    return grants / span if span > 0 else float("nan")
+
+
 def _percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -104,23 +182,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"- {THREADS} threads, {seconds:g} s per limiter\n")
 
     rows = []
-    for name, limiter in _limiters():
-        due, woke = _hammer(limiter, seconds)
-        capacity = getattr(limiter, "capacity", 1.0)
-        # The rate after the first burst: a full bucket grants `capacity` at once.
-        steady = due[int(capacity) :]
-        span = steady[-1] - steady[0]
-        achieved = (len(steady) - 1) / span if span > 0 else float("nan")
+    for subject in _limiters():
+        due, woke = _hammer(subject.limiter, seconds)
+        achieved = _steady_rate(due, subject)
+        rate_text, error_text = "n/a", "n/a"
+        if not math.isnan(achieved):
+            rate_text = f"{achieved:.2f}"
+            error_text = f"{(achieved - RATE) / RATE:+.2%}"
         lateness = [wake - ready for ready, wake in zip(due, woke)]
         rows.append(
             [
-                name,
+                subject.name,
                 f"{len(due):,}",
-                f"{achieved:.2f}",
-                f"{(achieved - RATE) / RATE:+.2%}",
-                f"{_max_in_window(due, 1.0)}",
-                f"{capacity + RATE:g}",
-                f"{_max_in_window(woke, 1.0)}",
+                rate_text,
+                error_text,
+                f"{_max_in_window(due, SPAN)}",
+                f"{subject.bound}",
+                f"{_max_in_window(woke, SPAN)}",
                 f"{_percentile(lateness, 0.5) * 1e3:.3f}",
                 f"{_percentile(lateness, 0.99) * 1e3:.3f}",
                 f"{max(lateness) * 1e3:.3f}",
@@ -140,8 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(format_table(headers, rows))
     print(
-        "\nThe steady rate leaves out the first `capacity` grants, which a full"
-        " bucket makes at once."
+        "\nThe steady rate leaves out the grants that a limiter at rest makes at"
+        " once, and spans whole windows' worth of grants for the window limiters."
+        " The bound is the most grants that the algorithm allows in any"
+        " half-open second. n/a: the run ended before one whole period after"
+        " the first burst, as the window limiters' do with --quick."
     )
     return 0
 

@@ -5,7 +5,8 @@ backend, in two states: a limit so large that every call is granted, and a limit
 that is used up, so every call is rejected. Each state runs on one thread and
 then on four threads sharing one limiter. A plain token bucket written here, a
 lock around the refill arithmetic and nothing else, is the floor that syncq is
-measured against.
+measured against. Each of syncq's limiters sits next to the peers that use the
+same algorithm. The keyed rows spread their calls over 1,000 keys in turn.
 
 Run from the repository root::
 
@@ -15,6 +16,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import dataclasses
+import gc
+import itertools
 import pathlib
 import sys
 import threading
@@ -39,7 +42,7 @@ from benchmarks._harness import (
     parse_settings,
     time_cases,
 )
-from syncq import TokenBucket
+from syncq import FixedWindow, KeyedLimiter, LeakyBucket, SlidingWindow, TokenBucket
 
 PEERS = ("pyrate-limiter", "limits", "token-bucket")
 
@@ -57,8 +60,15 @@ REJECTED_PER_HOUR = 1
 MEMORY_CALLS = 100_000
 MEMORY_CALLS_QUICK = 10_000
 
+# The maximum seconds to wait for peers' background threads to end before the
+# next contender's memory is traced.
+SETTLE_TIMEOUT = 5.0
+
 # The key that keyed limiters are called with.
 KEY = "bench"
+
+# The keys that the keyed rows call in turn, each call with the next key.
+KEYS = tuple(f"user-{index}" for index in range(1_000))
 
 
 class FloorBucket:
@@ -111,6 +121,8 @@ class Entry:
     name: str
     algorithm: str
     build: Callable[[bool], Contender]
+    reference: str
+    """The name of the syncq row with the same algorithm, for "vs syncq"."""
 
 
 def _build_floor(granted: bool) -> Contender:
@@ -143,19 +155,126 @@ def _build_syncq(granted: bool) -> Contender:
     return Contender(loop, try_acquire)
 
 
+def _repeat(call: Callable[[], object]) -> Loop:
+    """Return a loop that makes `call()` `n` times."""
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            call()
+
+    return loop
+
+
+def _rotate_keys(call: Callable[[str], object]) -> Loop:
+    """Return a loop that makes `call(key)` `n` times, taking the KEYS in turn."""
+
+    def loop(n: int) -> None:
+        for key in itertools.islice(itertools.cycle(KEYS), n):
+            call(key)
+
+    return loop
+
+
+def _probe_keys(call: Callable[[str], bool], granted: bool) -> Callable[[], bool]:
+    """Return a probe that calls every key once.
+
+    In the granted state it returns True only if every call was granted, and in
+    the rejected state False only if every call was rejected. So a key in the
+    wrong state makes the state check fail.
+    """
+
+    def probe() -> bool:
+        results = [call(key) for key in KEYS]
+        return all(results) if granted else any(results)
+
+    return probe
+
+
+def _build_syncq_sliding(granted: bool) -> Contender:
+    if granted:
+        window = SlidingWindow(GRANTED_PER_SECOND, 1.0)
+    else:
+        window = SlidingWindow(REJECTED_PER_HOUR, 3600.0)
+        window.try_acquire()
+    return Contender(_repeat(window.try_acquire), window.try_acquire)
+
+
+def _build_syncq_fixed(granted: bool) -> Contender:
+    if granted:
+        window = FixedWindow(GRANTED_PER_SECOND, 1.0)
+    else:
+        # Windows are aligned to the zero of the monotonic clock, so a window of
+        # an hour could end during the run and grant a call. A window as long
+        # as the clock's reading plus an hour is window 0, which ends an hour
+        # from now.
+        window = FixedWindow(REJECTED_PER_HOUR, time.monotonic() + 3600.0)
+        window.try_acquire()
+    return Contender(_repeat(window.try_acquire), window.try_acquire)
+
+
+def _build_syncq_leaky(granted: bool) -> Contender:
+    if granted:
+        # Each grant moves the schedule a nanosecond ahead, and the burst lets
+        # it run a second ahead of the clock before a call is rejected.
+        bucket = LeakyBucket(GRANTED_PER_SECOND, burst=GRANTED_PER_SECOND)
+    else:
+        # With no burst, the one grant puts the next one an hour away.
+        bucket = LeakyBucket(f"{REJECTED_PER_HOUR}/h")
+        bucket.try_acquire()
+    return Contender(_repeat(bucket.try_acquire), bucket.try_acquire)
+
+
+def _build_syncq_keyed(granted: bool) -> Contender:
+    keyed: KeyedLimiter[str]
+    if granted:
+        keyed = KeyedLimiter(
+            lambda: TokenBucket(GRANTED_PER_SECOND, GRANTED_PER_SECOND)
+        )
+    else:
+        keyed = KeyedLimiter(lambda: TokenBucket(f"{REJECTED_PER_HOUR}/h"))
+        for key in KEYS:
+            keyed.try_acquire(key)
+    return Contender(
+        _rotate_keys(keyed.try_acquire), _probe_keys(keyed.try_acquire, granted)
+    )
+
+
 # Peers are imported when their contender is built, so that a peer that is not
 # installed drops out of the tables instead of stopping the benchmark.
 
 
-def _build_pyrate(granted: bool, *, token_bucket: bool) -> Contender:
-    from pyrate_limiter import Duration, Limiter, Rate, limiter_factory  # noqa: PLC0415
+def _build_pyrate(granted: bool, *, bucket: str) -> Contender:
+    from pyrate_limiter import (  # noqa: PLC0415
+        GCRA,
+        Duration,
+        InMemoryBucket,
+        Limiter,
+        MonotonicClock,
+        Rate,
+        StateBucket,
+        limiter_factory,
+    )
+    from pyrate_limiter import FixedWindow as FixedWindowAlgorithm  # noqa: PLC0415
 
     if granted:
-        limit, interval = GRANTED_PER_SECOND, Duration.SECOND
+        limit, interval = GRANTED_PER_SECOND, int(Duration.SECOND)
     else:
-        limit, interval = REJECTED_PER_HOUR, Duration.HOUR
-    if token_bucket:
+        limit, interval = REJECTED_PER_HOUR, int(Duration.HOUR)
+    if bucket == "token bucket":
         limiter = limiter_factory.create_token_bucket_limiter(limit, interval)
+    elif bucket == "gcra":
+        # burst=1 spaces the grants evenly. In the granted state the burst is
+        # the limit, as syncq's LeakyBucket gets a large burst there.
+        rate = Rate(limit, interval, burst=limit if granted else 1)
+        limiter = Limiter(StateBucket([rate], algorithm=GCRA()))
+    elif bucket == "fixed window":
+        if not granted:
+            # The windows are aligned to the zero of the bucket's monotonic
+            # clock, in milliseconds, so this one ends an hour from now, as for
+            # syncq's FixedWindow.
+            interval = MonotonicClock().now() + int(Duration.HOUR)
+        rate = Rate(limit, interval)
+        limiter = Limiter(InMemoryBucket([rate], algorithm=FixedWindowAlgorithm()))
     else:
         # A Limiter built from a Rate keeps its log in an InMemoryBucket.
         limiter = Limiter(Rate(limit, interval))
@@ -175,14 +294,22 @@ def _build_pyrate(granted: bool, *, token_bucket: bool) -> Contender:
 
 
 def _build_pyrate_log(granted: bool) -> Contender:
-    return _build_pyrate(granted, token_bucket=False)
+    return _build_pyrate(granted, bucket="log")
 
 
 def _build_pyrate_state(granted: bool) -> Contender:
-    return _build_pyrate(granted, token_bucket=True)
+    return _build_pyrate(granted, bucket="token bucket")
 
 
-def _build_limits(granted: bool, *, moving: bool) -> Contender:
+def _build_pyrate_gcra(granted: bool) -> Contender:
+    return _build_pyrate(granted, bucket="gcra")
+
+
+def _build_pyrate_fixed(granted: bool) -> Contender:
+    return _build_pyrate(granted, bucket="fixed window")
+
+
+def _build_limits(granted: bool, *, moving: bool, keyed: bool = False) -> Contender:
     from limits import parse, storage, strategies  # noqa: PLC0415
 
     if granted:
@@ -197,17 +324,28 @@ def _build_limits(granted: bool, *, moving: bool) -> Contender:
         limiter = strategies.FixedWindowRateLimiter(memory)
     hit = limiter.hit
 
-    def probe() -> bool:
+    if keyed:
+
+        def hit_key(key: str) -> bool:
+            return hit(item, key)
+
+        probe = _probe_keys(hit_key, granted)
+        if not granted:
+            for key in KEYS:
+                hit(item, key)
+        return Contender(_rotate_keys(hit_key), probe)
+
+    def probe_one() -> bool:
         return hit(item, KEY)
 
     if not granted:
-        probe()
+        probe_one()
 
     def loop(n: int) -> None:
         for _ in range(n):
             hit(item, KEY)
 
-    return Contender(loop, probe)
+    return Contender(loop, probe_one)
 
 
 def _build_limits_moving(granted: bool) -> Contender:
@@ -218,7 +356,15 @@ def _build_limits_fixed(granted: bool) -> Contender:
     return _build_limits(granted, moving=False)
 
 
-def _build_token_bucket(granted: bool) -> Contender:
+def _build_limits_moving_keyed(granted: bool) -> Contender:
+    return _build_limits(granted, moving=True, keyed=True)
+
+
+def _build_limits_fixed_keyed(granted: bool) -> Contender:
+    return _build_limits(granted, moving=False, keyed=True)
+
+
+def _build_token_bucket(granted: bool, *, keyed: bool = False) -> Contender:
     import token_bucket  # noqa: PLC0415
 
     if granted:
@@ -230,6 +376,12 @@ def _build_token_bucket(granted: bool) -> Contender:
             REJECTED_PER_HOUR / 3600, REJECTED_PER_HOUR, token_bucket.MemoryStorage()
         )
     consume = limiter.consume
+
+    if keyed:
+        if not granted:
+            for key in KEYS:
+                consume(key)
+        return Contender(_rotate_keys(consume), _probe_keys(consume, granted))
 
     def probe() -> bool:
         return consume(KEY)
@@ -244,36 +396,88 @@ def _build_token_bucket(granted: bool) -> Contender:
     return Contender(loop, probe)
 
 
+def _build_token_bucket_keyed(granted: bool) -> Contender:
+    return _build_token_bucket(granted, keyed=True)
+
+
 FLOOR = "floor: lock + arithmetic"
 SYNCQ = "syncq TokenBucket.try_acquire"
+SYNCQ_SLIDING = "syncq SlidingWindow.try_acquire"
+SYNCQ_FIXED = "syncq FixedWindow.try_acquire"
+SYNCQ_LEAKY = "syncq LeakyBucket.try_acquire"
+SYNCQ_KEYED = "syncq KeyedLimiter.try_acquire(key)"
 
 ENTRIES = (
-    Entry(FLOOR, "token bucket", _build_floor),
-    Entry(SYNCQ, "token bucket", _build_syncq),
-    Entry(
-        "pyrate-limiter Limiter(Rate).try_acquire",
-        "sliding log (InMemoryBucket)",
-        _build_pyrate_log,
-    ),
+    Entry(FLOOR, "token bucket", _build_floor, SYNCQ),
+    Entry(SYNCQ, "token bucket", _build_syncq, SYNCQ),
     Entry(
         "pyrate-limiter token bucket .try_acquire",
         "token bucket (StateBucket)",
         _build_pyrate_state,
-    ),
-    Entry(
-        "limits MovingWindowRateLimiter.hit",
-        "moving window (MemoryStorage)",
-        _build_limits_moving,
-    ),
-    Entry(
-        "limits FixedWindowRateLimiter.hit",
-        "fixed window (MemoryStorage)",
-        _build_limits_fixed,
+        SYNCQ,
     ),
     Entry(
         "token-bucket Limiter.consume",
         "token bucket (MemoryStorage)",
         _build_token_bucket,
+        SYNCQ,
+    ),
+    Entry(SYNCQ_SLIDING, "sliding window (log)", _build_syncq_sliding, SYNCQ_SLIDING),
+    Entry(
+        "pyrate-limiter Limiter(Rate).try_acquire",
+        "sliding log (InMemoryBucket)",
+        _build_pyrate_log,
+        SYNCQ_SLIDING,
+    ),
+    Entry(
+        "limits MovingWindowRateLimiter.hit",
+        "moving window (MemoryStorage)",
+        _build_limits_moving,
+        SYNCQ_SLIDING,
+    ),
+    Entry(SYNCQ_FIXED, "fixed window", _build_syncq_fixed, SYNCQ_FIXED),
+    Entry(
+        "pyrate-limiter FixedWindow .try_acquire",
+        "fixed window (InMemoryBucket)",
+        _build_pyrate_fixed,
+        SYNCQ_FIXED,
+    ),
+    Entry(
+        "limits FixedWindowRateLimiter.hit",
+        "fixed window (MemoryStorage)",
+        _build_limits_fixed,
+        SYNCQ_FIXED,
+    ),
+    Entry(SYNCQ_LEAKY, "leaky bucket (GCRA)", _build_syncq_leaky, SYNCQ_LEAKY),
+    Entry(
+        "pyrate-limiter GCRA .try_acquire",
+        "leaky bucket (GCRA, StateBucket)",
+        _build_pyrate_gcra,
+        SYNCQ_LEAKY,
+    ),
+    Entry(
+        SYNCQ_KEYED,
+        "token bucket per key, 1,000 keys",
+        _build_syncq_keyed,
+        SYNCQ_KEYED,
+    ),
+    Entry(
+        "limits MovingWindowRateLimiter.hit(item, key)",
+        "moving window per key, 1,000 keys",
+        _build_limits_moving_keyed,
+        SYNCQ_KEYED,
+    ),
+    Entry(
+        "limits FixedWindowRateLimiter.hit(item, key)",
+        "fixed window per key, 1,000 keys",
+        _build_limits_fixed_keyed,
+        SYNCQ_KEYED,
+    ),
+    Entry(
+        "token-bucket Limiter.consume(key)",
+        "token bucket per key, 1,000 keys",
+        _build_token_bucket_keyed,
+        SYNCQ_KEYED,
     ),
 )
 
@@ -333,15 +537,15 @@ def _time_state(
 def _timing_table(
     entries: Sequence[Entry], timings: Sequence[Timing], *, threads: int
 ) -> str:
-    names = [entry.name for entry in entries]
-    floor = timings[names.index(FLOOR)].median
-    syncq = timings[names.index(SYNCQ)].median
+    medians = {entry.name: timing.median for entry, timing in zip(entries, timings)}
+    floor = medians[FLOOR]
     headers = ["limiter", "algorithm", "median ns/call", "min ns/call"]
     if threads > 1:
         headers.append("calls/s (all threads)")
     headers += ["vs floor", "vs syncq"]
     rows = []
     for entry, timing in zip(entries, timings):
+        syncq = medians[entry.reference]
         row = [
             entry.name,
             entry.algorithm,
@@ -355,9 +559,23 @@ def _timing_table(
     return format_table(headers, rows, text_columns=2)
 
 
+def _settle() -> None:
+    """Wait until only this thread runs, then collect garbage.
+
+    tracemalloc counts the allocations of every thread. limits' MemoryStorage
+    runs a timer thread that prunes its entries until shortly after its last
+    hit, so it would otherwise be counted against the next contender.
+    """
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while threading.active_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gc.collect()
+
+
 def _memory_table(entries: Sequence[Entry], calls: int) -> str:
     rows = []
     for entry in entries:
+        _settle()
         contender = entry.build(True)
         try:
             tracemalloc.start()
