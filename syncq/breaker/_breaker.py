@@ -84,7 +84,8 @@ class Permit:
         exception, and a `BaseException` that is not an `Exception` (such as
         `KeyboardInterrupt`), count as neither success nor failure and only free
         the call's slot. Any other `Exception` counts as a success, because the
-        dependency responded.
+        dependency responded, and so does a failure that the breaker's
+        `failure_predicate` returns False for.
 
         Raises:
             TypeError: `exc` is not an exception instance.
@@ -94,6 +95,14 @@ class Permit:
                 f"exc must be an exception instance, got {type(exc).__name__}: {exc!r}"
             )
         self._breaker._settle(self, self._breaker._classify(exc))
+
+    def record_result(self, result: object) -> None:
+        """Record that the call returned `result`.
+
+        The call counts as a failure if the breaker's `result_predicate` returns
+        True for `result`, and as a success otherwise.
+        """
+        self._breaker._settle(self, self._breaker._judge_result(result))
 
     def release(self) -> None:
         """Free the call's slot without recording an outcome.
@@ -156,8 +165,13 @@ class CircuitBreaker:
     `success_threshold` successful trials the breaker closes, and a counted trial
     failure opens it again for a fresh `reset_timeout`.
 
-    A failure counts if its exception is an instance of `failure_exceptions` and
-    not of `ignore_exceptions`. See `Permit.record_failure` for the other cases.
+    A failure counts if its exception is an instance of `failure_exceptions`,
+    not of `ignore_exceptions`, and `failure_predicate(exc)` (when given) returns
+    True. See `Permit.record_failure` for the other cases. A call that returns
+    counts as a failure if `result_predicate(result)` returns True, but its
+    result still goes to the caller. Both predicates run without the lock, and
+    one that raises is logged and treated as returning False. A `with breaker:`
+    block has no result, so `result_predicate` is never called for it.
     Each transition starts a new generation, and the outcome of a call admitted in
     an older generation changes nothing.
 
@@ -176,6 +190,12 @@ class CircuitBreaker:
             must derive from `Exception`.
         ignore_exceptions: Exception classes that count as neither success nor
             failure, even if they match `failure_exceptions`.
+        failure_predicate: `failure_predicate(exc) -> bool`, asked about an
+            exception that matches the classes above; False makes it a success,
+            for example for an HTTP error with a 4xx status.
+        result_predicate: `result_predicate(result) -> bool`; True makes a call
+            that returned `result` a failure, for example a response with status
+            503.
         failure_rate_threshold: Share of failures in the window, above 0 and at
             most 1, that opens the breaker; None (the default) turns the rate
             trigger off.
@@ -212,6 +232,8 @@ class CircuitBreaker:
         success_threshold: int = 1,
         failure_exceptions: tuple[type[BaseException], ...] = (Exception,),
         ignore_exceptions: tuple[type[BaseException], ...] = (),
+        failure_predicate: Callable[[Exception], bool] | None = None,
+        result_predicate: Callable[[Any], bool] | None = None,
         failure_rate_threshold: float | None = None,
         window_type: str = "count",
         window_size: float | None = None,
@@ -241,6 +263,17 @@ class CircuitBreaker:
         self._ignore_exceptions = _check_exceptions(
             "ignore_exceptions", ignore_exceptions, base=BaseException, allow_empty=True
         )
+        for option, predicate in (
+            ("failure_predicate", failure_predicate),
+            ("result_predicate", result_predicate),
+        ):
+            if predicate is not None and not callable(predicate):
+                raise TypeError(
+                    f"{option} must be callable or None, got "
+                    f"{type(predicate).__name__}: {predicate!r}"
+                )
+        self._failure_predicate = failure_predicate
+        self._result_predicate = result_predicate
         self._slow_call_duration: float | None = None
         if slow_call_duration is not None:
             self._slow_call_duration = check_positive(
@@ -284,6 +317,11 @@ class CircuitBreaker:
         # True if a success in CLOSED must always be recorded (in a window),
         # not only when it resets a failure count above zero.
         self._records_successes = self._rule is not None
+        # True if a call in CLOSED must leave the fast path: it is timed, or its
+        # result is checked.
+        self._checks_calls = (
+            self._slow_call_duration is not None or result_predicate is not None
+        )
         self._generation = 0
         self._failure_count = 0
         # Replaced, never mutated, so delivery can iterate it without the lock.
@@ -404,8 +442,8 @@ class CircuitBreaker:
             generation = self._generation
         if not closed:
             return self._call_with_permit(fn, args, kwargs)
-        if self._slow_call_duration is not None:
-            return self._run_timed(fn, args, kwargs, generation)
+        if self._checks_calls:
+            return self._run_checked(fn, args, kwargs, generation)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -418,21 +456,23 @@ class CircuitBreaker:
             self._record(generation, Outcome.SUCCESS)
         return result
 
-    def _run_timed(
+    def _run_checked(
         self,
         fn: Callable[..., R],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         generation: int,
     ) -> R:
-        # The fast path of `_run` for a breaker that times calls.
-        started = self._clock.monotonic()
+        # The fast path of `_run` for a breaker that times calls or checks results.
+        started = None
+        if self._slow_call_duration is not None:
+            started = self._clock.monotonic()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self._record(generation, self._classify(exc), started)
             raise
-        self._record(generation, Outcome.SUCCESS, started)
+        self._record(generation, self._judge_result(result), started)
         return result
 
     def _call_with_permit(
@@ -444,7 +484,7 @@ class CircuitBreaker:
         except BaseException as exc:
             permit.record_failure(exc)
             raise
-        permit.record_success()
+        permit.record_result(result)
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
@@ -543,12 +583,39 @@ class CircuitBreaker:
         )
 
     def _classify(self, exc: BaseException) -> Outcome:
-        # Called by Permit.record_failure. Reads only settings fixed at init.
+        # Runs without the lock, because it may call the user's predicate.
         if not isinstance(exc, Exception) or isinstance(exc, self._ignore_exceptions):
             return Outcome.NEUTRAL
-        if isinstance(exc, self._failure_exceptions):
+        if not isinstance(exc, self._failure_exceptions):
+            return Outcome.SUCCESS
+        if self._failure_predicate is None:
+            return Outcome.FAILURE
+        if self._ask("failure_predicate", self._failure_predicate, exc):
             return Outcome.FAILURE
         return Outcome.SUCCESS
+
+    def _judge_result(self, result: object) -> Outcome:
+        # Runs without the lock, because it may call the user's predicate.
+        if self._result_predicate is None:
+            return Outcome.SUCCESS
+        if self._ask("result_predicate", self._result_predicate, result):
+            return Outcome.FAILURE
+        return Outcome.SUCCESS
+
+    def _ask(
+        self, option: str, predicate: Callable[[Any], bool], value: object
+    ) -> bool:
+        try:
+            return bool(predicate(value))
+        except Exception:
+            logger.exception(
+                "%s of circuit breaker %s failed on a %s value, so the breaker "
+                "treats its answer as False",
+                option,
+                self._label,
+                type(value).__name__,
+            )
+            return False
 
     def _settle(self, permit: Permit, outcome: Outcome) -> None:
         # Called by Permit. Applies its outcome unless the permit is settled or stale.
