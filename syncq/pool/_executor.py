@@ -27,6 +27,7 @@ from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
+from syncq.pool._future import describe
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._task import (
     DEFAULT_OPTIONS,
@@ -526,7 +527,7 @@ class WorkerPool(Executor):
             with self._lock:
                 self._pending -= 1
             task.started = True
-        task.future.set_exception(exc)
+        task.fail(exc)
         self._finish(task, failed=True)
 
     def _wait_for_token(
@@ -555,7 +556,7 @@ class WorkerPool(Executor):
         if self._journal is not None and task.journal_id is not None:
             error = self._start_in_journal(self._journal, task.journal_id)
             if error is not None:
-                task.future.set_exception(error)
+                task.fail(error)
                 if permit is not None:
                     permit.release()
                 self._finish(task, failed=True)
@@ -611,7 +612,7 @@ class WorkerPool(Executor):
             self._journal_write(self._journal.retry_later, task.journal_id, exc)
         logger.debug(
             "task %s attempt %d failed with %s; retrying in %.3f s",
-            task.key or getattr(task.fn, "__qualname__", task.fn),
+            describe(task.fn, task.key),
             task.attempts,
             type(exc).__name__,
             delay,
@@ -642,7 +643,7 @@ class WorkerPool(Executor):
         if exception is None:
             task.future.set_result(result)
         else:
-            task.future.set_exception(exception)
+            task.fail(exception)
         if stop:
             self._stop()
 
@@ -713,10 +714,10 @@ class WorkerPool(Executor):
         exc = task.last_exception or CancelledError()
         logger.warning(
             "pool shut down; task %s gives up its pending retry after %d attempts",
-            task.key or getattr(task.fn, "__qualname__", task.fn),
+            describe(task.fn, task.key),
             task.attempts,
         )
-        task.future.set_exception(exc)
+        task.fail(exc)
         self._finish(task, failed=True)
 
     def _cancel_waiting(self) -> int:

@@ -7,6 +7,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq.limiters import Limiter, TokenBucket
+from syncq.pool._future import PoolFuture, describe
 from syncq.retry import Retry
 
 if TYPE_CHECKING:
@@ -45,12 +46,16 @@ class Task:
         self.kwargs = kwargs
         self.priority = priority
         self.retry = retry
-        self.future: Future[Any] = Future()
+        self.future: PoolFuture[Any] = PoolFuture()
         self.attempts = 0
         self.started = False
         self.journal_id: int | None = None
         self.key: str | None = None
         self.last_exception: BaseException | None = None
+
+    def fail(self, exception: BaseException) -> None:
+        """Complete the future with `exception`, for good."""
+        self.future.set_failure(exception, describe(self.fn, self.key))
 
 
 @dataclasses.dataclass(frozen=True)
