@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq._checks import check_int, check_positive
-from syncq.breaker._options import build_rate_rule, check_rate
+from syncq.breaker._options import build_rate_rule, check_growth, check_rate
 from syncq.breaker._states import (
     CircuitState,
     ClosedState,
@@ -163,7 +163,10 @@ class CircuitBreaker:
     HALF_OPEN: at most `half_open_max_calls` trial calls run at once, and any
     other call is rejected at once with `retry_after=0.0`. After
     `success_threshold` successful trials the breaker closes, and a counted trial
-    failure opens it again for a fresh `reset_timeout`.
+    failure opens it again. Each such reopening multiplies the time the breaker
+    stays open by `reset_timeout_multiplier`, up to `max_reset_timeout`, and a
+    close returns it to `reset_timeout`. The default multiplier of 1 keeps every
+    open period at `reset_timeout`.
 
     A failure counts if its exception is an instance of `failure_exceptions`,
     not of `ignore_exceptions`, and `failure_predicate(exc)` (when given) returns
@@ -186,6 +189,12 @@ class CircuitBreaker:
         reset_timeout: Seconds the breaker stays open before trial calls.
         half_open_max_calls: Trial calls allowed to run at once when half-open.
         success_threshold: Successful trial calls that close the breaker.
+        reset_timeout_multiplier: Factor, at least 1, applied to the open time on
+            each reopening after a failed trial.
+        max_reset_timeout: Upper bound in seconds for the open time, at least
+            `reset_timeout`. None (the default) sets no bound, so with a
+            multiplier above 1 a dependency that keeps failing trials keeps the
+            breaker open for longer and longer.
         failure_exceptions: Exception classes that count as failures; every class
             must derive from `Exception`.
         ignore_exceptions: Exception classes that count as neither success nor
@@ -230,6 +239,8 @@ class CircuitBreaker:
         half_open_max_calls: int = 1,
         *,
         success_threshold: int = 1,
+        reset_timeout_multiplier: float = 1.0,
+        max_reset_timeout: float | None = None,
         failure_exceptions: tuple[type[BaseException], ...] = (Exception,),
         ignore_exceptions: tuple[type[BaseException], ...] = (),
         failure_predicate: Callable[[Exception], bool] | None = None,
@@ -250,6 +261,9 @@ class CircuitBreaker:
             )
         self._reset_timeout = check_positive(
             "reset_timeout", reset_timeout, unit=" of seconds"
+        )
+        self._reset_timeout_multiplier, self._max_reset_timeout = check_growth(
+            reset_timeout_multiplier, max_reset_timeout, self._reset_timeout
         )
         self._half_open_max_calls = check_int(
             "half_open_max_calls", half_open_max_calls, minimum=1
@@ -324,6 +338,9 @@ class CircuitBreaker:
         )
         self._generation = 0
         self._failure_count = 0
+        # Seconds the next opening lasts: grows on each reopening after a failed
+        # trial and returns to reset_timeout on close.
+        self._open_seconds = self._reset_timeout
         # Replaced, never mutated, so delivery can iterate it without the lock.
         self._listeners: tuple[Listener, ...] = ()
         # Transitions not yet logged and sent to listeners, oldest first. One
@@ -678,18 +695,33 @@ class CircuitBreaker:
             if self._rule is not None:
                 self._rule.window.clear()
             self._state = ClosedState(self._failure_threshold, self._rule)
+            self._open_seconds = self._reset_timeout
         elif kind is CircuitState.OPEN:
-            self._state = OpenState(now, self._reset_timeout)
+            if old.kind is CircuitState.HALF_OPEN:
+                self._open_seconds = self._grow(self._open_seconds)
+            self._state = OpenState(now, self._open_seconds)
         else:
             self._state = HalfOpenState(
                 self._half_open_max_calls, self._success_threshold
             )
         self._generation += 1
-        if trip is None:
-            event = Transition(old.kind, kind, self._failure_count)
-        else:
-            event = Transition(old.kind, kind, self._failure_count, *trip)
+        trigger, rate, window_calls = (None, 0.0, 0) if trip is None else trip
+        event = Transition(
+            old.kind,
+            kind,
+            self._failure_count,
+            trigger,
+            rate,
+            window_calls,
+            self._open_seconds,
+        )
         self._pending.append(event)
+
+    def _grow(self, seconds: float) -> float:
+        grown = seconds * self._reset_timeout_multiplier
+        if self._max_reset_timeout is not None:
+            return min(grown, self._max_reset_timeout)
+        return grown
 
     def _claim_delivery(self) -> bool:
         # Runs with the lock held. True if the caller must run _deliver after
@@ -725,7 +757,7 @@ class CircuitBreaker:
                 event.trigger.value,
                 event.window_calls,
                 event.rate,
-                self._reset_timeout,
+                event.open_seconds,
             )
         elif event.new is CircuitState.OPEN and event.old is CircuitState.CLOSED:
             logger.warning(
@@ -733,7 +765,7 @@ class CircuitBreaker:
                 "(failure_count=%d) and rejects calls for %g s",
                 self._label,
                 event.failure_count,
-                self._reset_timeout,
+                event.open_seconds,
             )
         elif event.new is CircuitState.OPEN:
             logger.warning(
@@ -741,7 +773,7 @@ class CircuitBreaker:
                 "(failure_count=%d) and rejects calls for %g s",
                 self._label,
                 event.failure_count,
-                self._reset_timeout,
+                event.open_seconds,
             )
         elif event.new is CircuitState.HALF_OPEN:
             logger.info(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from syncq._checks import check_int, check_positive
 from syncq.breaker._states import RateRule
 from syncq.breaker._windows import CountWindow, TimeWindow, Window
@@ -29,6 +31,30 @@ def check_rate(name: str, value: object) -> float | None:
     if not 0 < value <= 1:
         raise ValueError(f"{name} must be None or a number in (0, 1], got {value!r}")
     return float(value)
+
+
+def check_growth(
+    multiplier: object, maximum: object, reset_timeout: float
+) -> tuple[float, float | None]:
+    """Check `reset_timeout_multiplier` and `max_reset_timeout` and return them."""
+    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)):
+        raise TypeError(
+            "reset_timeout_multiplier must be a finite number >= 1, "
+            f"got {type(multiplier).__name__} {multiplier!r}"
+        )
+    if not (multiplier >= 1 and math.isfinite(multiplier)):
+        raise ValueError(
+            f"reset_timeout_multiplier must be a finite number >= 1, got {multiplier!r}"
+        )
+    if maximum is None:
+        return float(multiplier), None
+    seconds = check_positive("max_reset_timeout", maximum, unit=" of seconds")
+    if seconds < reset_timeout:
+        raise ValueError(
+            f"max_reset_timeout must be at least reset_timeout={reset_timeout:g}, "
+            f"got {maximum!r}"
+        )
+    return float(multiplier), seconds
 
 
 def build_rate_rule(

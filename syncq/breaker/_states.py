@@ -44,6 +44,8 @@ class Transition(NamedTuple):
     trigger: Trigger | None = None
     rate: float = 0.0
     window_calls: int = 0
+    # Seconds the breaker stays open, when the new state is OPEN.
+    open_seconds: float = 0.0
 
 
 class RateRule(NamedTuple):
