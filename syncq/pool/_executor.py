@@ -28,6 +28,7 @@ from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
 from syncq.pool._future import describe
+from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._task import (
     DEFAULT_OPTIONS,
@@ -91,6 +92,8 @@ class WorkerPool(Executor):
             earlier run left pending or interrupted; their futures are in
             `recovered`.
         thread_name_prefix: Worker threads are named ``{prefix}-{n}``.
+        hooks: A `PoolHooks` object, or several, whose methods the pool calls as
+            tasks start, succeed, fail, retry and give up; see `add_hook`.
         clock: The clock that delayed starts (``options(delay=...)`` and
             ``options(start_at=...)``) and retry delays are measured on; defaults
             to the system's monotonic clock.
@@ -108,6 +111,7 @@ class WorkerPool(Executor):
         retry: Retry | int | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
         thread_name_prefix: str = "syncq-pool",
+        hooks: PoolHooks | Iterable[PoolHooks] | None = None,
         clock: Clock | None = None,
     ) -> None:
         if max_workers is None:
@@ -125,6 +129,8 @@ class WorkerPool(Executor):
         self._retry = make_retry(retry)
         self._thread_name_prefix = thread_name_prefix
         self._clock = _check_clock(clock)
+        # Replaced, never changed in place, so workers read it without the lock.
+        self._hooks = check_hooks(hooks)
 
         # Guards every field below up to the threads, and the counters. Notified
         # (as _idle) when the last outstanding task finishes and when a pending
@@ -506,6 +512,8 @@ class WorkerPool(Executor):
         else:
             with self._lock:
                 self._running += 1
+        if self._hooks:
+            self._emit("started", task, task.attempts + 1)
         try:
             result = task.fn(*task.args, **task.kwargs)
         except BaseException as exc:
@@ -527,6 +535,8 @@ class WorkerPool(Executor):
             with self._lock:
                 self._pending -= 1
             task.started = True
+        if self._hooks:
+            self._emit("gave_up", task, task.attempts, exc)
         task.fail(exc)
         self._finish(task, failed=True)
 
@@ -581,7 +591,15 @@ class WorkerPool(Executor):
             )
         return None
 
+    def _emit(self, event: str, task: Task, attempt: int, *args: Any) -> None:
+        name = describe(task.fn, task.key)
+        call_hooks(
+            self._hooks, event, TaskEvent(name, task.key, attempt, task.future), *args
+        )
+
     def _after_success(self, task: Task, result: Any) -> None:
+        if self._hooks:
+            self._emit("succeeded", task, task.attempts + 1, result)
         if self._journal is not None and task.journal_id is not None:
             try:
                 self._journal.finish(task.journal_id, result)
@@ -596,6 +614,8 @@ class WorkerPool(Executor):
     def _after_failure(self, task: Task, exc: BaseException) -> None:
         task.attempts += 1
         task.last_exception = exc
+        if self._hooks:
+            self._emit("failed", task, task.attempts, exc)
         policy = task.retry
         retry = (
             policy is not None
@@ -603,6 +623,8 @@ class WorkerPool(Executor):
             and policy.should_retry(exc, task.attempts)
         )
         if not retry or policy is None:
+            if self._hooks:
+                self._emit("gave_up", task, task.attempts, exc)
             if self._journal is not None and task.journal_id is not None:
                 self._journal_write(self._journal.fail, task.journal_id, exc)
             self._set_outcome(task, exception=exc)
@@ -617,6 +639,8 @@ class WorkerPool(Executor):
             type(exc).__name__,
             delay,
         )
+        if self._hooks:
+            self._emit("retried", task, task.attempts, exc, delay)
         with self._lock:
             self._running -= 1
             self._retried += 1
@@ -717,6 +741,8 @@ class WorkerPool(Executor):
             describe(task.fn, task.key),
             task.attempts,
         )
+        if self._hooks:
+            self._emit("gave_up", task, task.attempts, exc)
         task.fail(exc)
         self._finish(task, failed=True)
 
@@ -817,6 +843,35 @@ class WorkerPool(Executor):
             self._failed,
             self._cancelled,
         )
+
+    # -- hooks -----------------------------------------------------------------
+
+    def add_hook(self, hook: PoolHooks) -> None:
+        """Add `hook`, whose methods are called for tasks that start from now on.
+
+        Each method gets a `TaskEvent`; see `PoolHooks` for when each is called.
+        Thread-safe; a worker in the middle of a task may still call the hooks
+        it read before the change.
+
+        Raises:
+            TypeError: `hook` lacks one of the `PoolHooks` methods.
+        """
+        check_hook(hook)
+        with self._lock:
+            self._hooks = (*self._hooks, hook)
+
+    def remove_hook(self, hook: PoolHooks) -> None:
+        """Remove a hook added earlier.
+
+        Raises:
+            ValueError: `hook` is not one of the pool's hooks.
+        """
+        with self._lock:
+            hooks = list(self._hooks)
+            if hook not in hooks:
+                raise ValueError(f"hook {hook!r} is not one of this pool's hooks")
+            hooks.remove(hook)
+            self._hooks = tuple(hooks)
 
     # -- inspecting ------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""Event hooks: user objects that the pool calls as tasks run."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any
+
+__all__ = ["PoolHooks", "TaskEvent", "call_hooks", "check_hook", "check_hooks"]
+
+logger = logging.getLogger(__name__)
+
+HOOK_EVENTS = ("started", "succeeded", "failed", "retried", "gave_up")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEvent:
+    """The task that a hook is called about."""
+
+    name: str
+    """The task's key, or else its function's qualified name."""
+    key: str | None
+    attempt: int
+    """The attempt this event is about: 1 for the first run."""
+    future: Future[Any]
+    """The task's future; it is not yet done when a hook is called."""
+
+
+class PoolHooks:
+    """Receive a pool's task events; subclass it and override what you need.
+
+    The pool calls the methods on its worker threads, without holding a lock,
+    before it completes the task's future. A method that raises is logged with
+    its traceback and does not affect the task or the pool. A slow method
+    delays the worker that calls it.
+    """
+
+    def started(self, task: TaskEvent) -> None:
+        """Handle the start of an attempt, just before the function is called."""
+
+    def succeeded(self, task: TaskEvent, result: Any) -> None:
+        """Handle an attempt that returned `result`."""
+
+    def failed(self, task: TaskEvent, exception: BaseException) -> None:
+        """Handle an attempt that raised; `retried` or `gave_up` follows."""
+
+    def retried(self, task: TaskEvent, exception: BaseException, delay: float) -> None:
+        """Handle a failed attempt scheduled to run again in `delay` seconds."""
+
+    def gave_up(self, task: TaskEvent, exception: BaseException) -> None:
+        """Handle a task that failed for good, with `exception` as its outcome."""
+
+
+def check_hook(hook: object) -> PoolHooks:
+    """Return `hook` if it has every hook method, else raise TypeError."""
+    missing = [name for name in HOOK_EVENTS if not callable(getattr(hook, name, None))]
+    if missing:
+        raise TypeError(
+            "hook must be a PoolHooks or have its methods "
+            f"({', '.join(HOOK_EVENTS)}); {hook!r} lacks {', '.join(missing)}"
+        )
+    return hook  # type: ignore[return-value]
+
+
+def check_hooks(hooks: PoolHooks | Iterable[PoolHooks] | None) -> tuple[PoolHooks, ...]:
+    """Return the hooks given to a pool as a tuple."""
+    if hooks is None:
+        return ()
+    if isinstance(hooks, PoolHooks) or not isinstance(hooks, Iterable):
+        return (check_hook(hooks),)
+    return tuple(check_hook(hook) for hook in hooks)
+
+
+def call_hooks(
+    hooks: tuple[PoolHooks, ...], event: str, task: TaskEvent, *args: Any
+) -> None:
+    """Call `event` on each hook, logging any exception a hook raises."""
+    for hook in hooks:
+        try:
+            getattr(hook, event)(task, *args)
+        except Exception:
+            logger.exception(
+                "pool hook %r failed in %s for task %s", hook, event, task.name
+            )
