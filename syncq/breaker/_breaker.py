@@ -6,7 +6,7 @@ import collections
 import functools
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 from syncq._checks import check_int, check_positive
 from syncq.breaker._options import build_rate_rule, check_growth, check_rate
@@ -220,6 +220,11 @@ class CircuitBreaker:
         slow_call_rate_threshold: Share of slow calls in the window, above 0 and
             at most 1, that opens the breaker; None (the default) turns the
             slow-call trigger off. It needs `slow_call_duration`.
+        fallback: `fallback(exc) -> value`, run by `call` and the decorator in
+            place of raising `CircuitOpenError`; its value is returned to the
+            caller. `acquire_permission` and `with breaker:` still raise.
+        fallback_on_failure: Also run `fallback` for a call that raises a
+            counted failure, after the failure is recorded. It needs `fallback`.
         name: Name used in log messages and errors.
         clock: Time source; `syncq.clock.SYSTEM_CLOCK` by default.
 
@@ -251,6 +256,8 @@ class CircuitBreaker:
         minimum_calls: int | None = None,
         slow_call_duration: float | None = None,
         slow_call_rate_threshold: float | None = None,
+        fallback: Callable[[Exception], Any] | None = None,
+        fallback_on_failure: bool = False,
         name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -280,12 +287,22 @@ class CircuitBreaker:
         for option, predicate in (
             ("failure_predicate", failure_predicate),
             ("result_predicate", result_predicate),
+            ("fallback", fallback),
         ):
             if predicate is not None and not callable(predicate):
                 raise TypeError(
                     f"{option} must be callable or None, got "
                     f"{type(predicate).__name__}: {predicate!r}"
                 )
+        if not isinstance(fallback_on_failure, bool):
+            raise TypeError(
+                "fallback_on_failure must be a bool, got "
+                f"{type(fallback_on_failure).__name__}: {fallback_on_failure!r}"
+            )
+        if fallback_on_failure and fallback is None:
+            raise ValueError("fallback_on_failure=True needs a fallback to call")
+        self._fallback = fallback
+        self._fallback_on_failure = fallback_on_failure
         self._failure_predicate = failure_predicate
         self._result_predicate = result_predicate
         self._slow_call_duration: float | None = None
@@ -440,12 +457,19 @@ class CircuitBreaker:
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `fn(*args, **kwargs)` if the breaker admits it and record the outcome.
 
+        With a `fallback`, a rejected call returns `fallback(error)` instead of
+        raising the `CircuitOpenError`, and with `fallback_on_failure=True` a
+        call that raises a counted failure returns `fallback(exc)` too. An
+        exception from the fallback propagates to the caller.
+
         Returns:
-            What `fn` returns.
+            What `fn` returns, or what the fallback returns in its place.
 
         Raises:
-            CircuitOpenError: The call was rejected and `fn` did not run.
-            BaseException: Whatever `fn` raises, unchanged.
+            CircuitOpenError: The call was rejected, `fn` did not run, and the
+                breaker has no fallback.
+            BaseException: Whatever `fn` raises, unchanged, unless the fallback
+                handles it.
         """
         return self._run(fn, args, kwargs)
 
@@ -464,7 +488,10 @@ class CircuitBreaker:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._record(generation, self._classify(exc))
+            outcome = self._classify(exc)
+            self._record(generation, outcome)
+            if self._fallback_on_failure and outcome is Outcome.FAILURE:
+                return cast("R", self._fall_back(exc))
             raise
         # Without a window, a success in CLOSED only resets the failure count.
         # When the count reads zero, skipping the reset is the same as this
@@ -487,7 +514,10 @@ class CircuitBreaker:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._record(generation, self._classify(exc), started)
+            outcome = self._classify(exc)
+            self._record(generation, outcome, started)
+            if self._fallback_on_failure and outcome is Outcome.FAILURE:
+                return cast("R", self._fall_back(exc))
             raise
         self._record(generation, self._judge_result(result), started)
         return result
@@ -495,14 +525,30 @@ class CircuitBreaker:
     def _call_with_permit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
-        permit = self.acquire_permission()
+        try:
+            permit = self.acquire_permission()
+        except CircuitOpenError as exc:
+            if self._fallback is None:
+                raise
+            return cast("R", self._fall_back(exc))
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            permit.record_failure(exc)
+            outcome = self._classify(exc)
+            self._settle(permit, outcome)
+            if self._fallback_on_failure and outcome is Outcome.FAILURE:
+                return cast("R", self._fall_back(exc))
             raise
-        permit.record_result(result)
+        self._settle(permit, self._judge_result(result))
         return result
+
+    def _fall_back(self, exc: BaseException) -> Any:
+        # Called for a rejection, or for a counted failure (always an Exception)
+        # when fallback_on_failure is set. Runs without the lock.
+        fallback = self._fallback
+        if fallback is None or not isinstance(exc, Exception):
+            raise RuntimeError("fallback called without a fallback") from exc
+        return fallback(exc)
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Wrap `fn` so that every call to it goes through `call`.
