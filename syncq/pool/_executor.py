@@ -286,6 +286,8 @@ class WorkerPool(Executor):
 
     def _enqueue(self, task: Task, options: Options) -> None:
         """Queue an admitted task, or hand it to the timer if it starts later."""
+        # NOTE: a delayed task whose future is cancelled keeps its max_pending
+        # slot until its start time, when a worker drops it.
         if options.delay is not None:
             self._timer.schedule(task, options.delay)
         elif options.start_at is not None:
@@ -885,6 +887,9 @@ class WorkerPool(Executor):
         """The pool's journal, if it has one."""
         return self._journal
 
+    # TODO: stats() lacks throughput, error rate and run-time percentiles, and
+    # the pool lacks pause()/resume()/join() and map_unordered(); map still
+    # ignores chunksize. Each is missing, not half built.
     def stats(self) -> PoolStats:
         """Return a snapshot of the pool's counters."""
         with self._lock:
