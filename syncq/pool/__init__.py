@@ -10,6 +10,7 @@ resumes where it stopped.
 from __future__ import annotations
 
 from syncq.pool._executor import WorkerPool
+from syncq.pool._hooks import PoolHooks, TaskEvent
 from syncq.pool._task import PoolStats, TaskOptions
 
-__all__ = ["PoolStats", "TaskOptions", "WorkerPool"]
+__all__ = ["PoolHooks", "PoolStats", "TaskEvent", "TaskOptions", "WorkerPool"]
