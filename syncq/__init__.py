@@ -25,7 +25,7 @@ from syncq.limiters import (
     TokenBucket,
     parse_rate,
 )
-from syncq.pool import PoolStats, TaskOptions, WorkerPool
+from syncq.pool import PoolHooks, PoolStats, TaskEvent, TaskOptions, WorkerPool
 from syncq.queue import TaskQueue
 from syncq.retry import Backoff, ExponentialBackoff, FixedBackoff, Retry
 
@@ -46,6 +46,7 @@ __all__ = [
     "Limiter",
     "LimiterBase",
     "Permit",
+    "PoolHooks",
     "PoolStats",
     "QueueClosed",
     "RateLimitExceeded",
@@ -54,6 +55,7 @@ __all__ = [
     "SlidingWindow",
     "SyncqError",
     "SystemClock",
+    "TaskEvent",
     "TaskOptions",
     "TaskQueue",
     "TaskState",
