@@ -88,7 +88,7 @@ class TestCircuitState:
     def test_circuit_state_values(self) -> None:
         values = [state.value for state in CircuitState]
 
-        assert values == ["closed", "open", "half_open"]
+        assert values == ["closed", "open", "half_open", "forced_open", "disabled"]
 
 
 class TestValidation:

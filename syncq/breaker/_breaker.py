@@ -13,6 +13,8 @@ from syncq.breaker._options import build_rate_rule, check_growth, check_rate
 from syncq.breaker._states import (
     CircuitState,
     ClosedState,
+    DisabledState,
+    ForcedOpenState,
     HalfOpenState,
     OpenState,
     Outcome,
@@ -137,6 +139,13 @@ def _check_exceptions(
     return value
 
 
+def _allows_manual_change(current: CircuitState, requested: CircuitState) -> bool:
+    # Only reset() leaves DISABLED, and open() leaves FORCED_OPEN alone.
+    if current is requested or current is CircuitState.DISABLED:
+        return False
+    return not (requested is CircuitState.OPEN and current is CircuitState.FORCED_OPEN)
+
+
 class CircuitBreaker:
     """A circuit breaker that rejects calls while a dependency keeps failing.
 
@@ -167,6 +176,10 @@ class CircuitBreaker:
     stays open by `reset_timeout_multiplier`, up to `max_reset_timeout`, and a
     close returns it to `reset_timeout`. The default multiplier of 1 keeps every
     open period at `reset_timeout`.
+
+    FORCED_OPEN and DISABLED are set only by hand. `open`, `close`, `reset`,
+    `force_open` and `disable` change the state at once, and the change is
+    logged and sent to the listeners like any other.
 
     A failure counts if its exception is an instance of `failure_exceptions`,
     not of `ignore_exceptions`, and `failure_predicate(exc)` (when given) returns
@@ -635,6 +648,63 @@ class CircuitBreaker:
             listeners.remove(listener)
             self._listeners = tuple(listeners)
 
+    def open(self) -> None:
+        """Open the breaker now, as if a failure had tripped it.
+
+        It half-opens after the current open time, as usual. Nothing happens
+        if the breaker is open, forced open or disabled. Thread-safe.
+        """
+        self._change_by_hand(CircuitState.OPEN, "open")
+
+    def close(self) -> None:
+        """Close the breaker now, clearing its failure count and window.
+
+        This also ends `force_open`. Nothing happens if the breaker is closed
+        or disabled; use `reset` to leave the disabled state. Thread-safe.
+        """
+        self._change_by_hand(CircuitState.CLOSED, "close")
+
+    def force_open(self) -> None:
+        """Open the breaker until `close` or `reset`, however much time passes.
+
+        A rejected call's `retry_after` is `reset_timeout`, only as a polling
+        interval. Nothing happens if the breaker is disabled. Thread-safe.
+        """
+        self._change_by_hand(CircuitState.FORCED_OPEN, "force_open")
+
+    def disable(self) -> None:
+        """Admit every call and record no outcome until `reset`.
+
+        Thread-safe.
+        """
+        self._change_by_hand(CircuitState.DISABLED, "disable")
+
+    def reset(self) -> None:
+        """Close the breaker from any state and clear its counts and window.
+
+        Unlike `close`, this also clears the counts of a closed breaker and
+        ends `disable`. Listeners run only if the state changes. Thread-safe.
+        """
+        now = self._clock.monotonic()
+        with self._lock:
+            if self._state.kind is CircuitState.CLOSED:
+                self._clear_counts()
+            else:
+                self._transition(CircuitState.CLOSED, now, "reset")
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+
+    def _change_by_hand(self, kind: CircuitState, method: str) -> None:
+        now = self._clock.monotonic()
+        with self._lock:
+            self._expire_state(now)
+            if _allows_manual_change(self._state.kind, kind):
+                self._transition(kind, now, method)
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+
     def __repr__(self) -> str:
         with self._lock:
             kind = self._state.kind
@@ -715,6 +785,8 @@ class CircuitBreaker:
 
     def _apply(self, outcome: Outcome, now: float, slow: bool) -> None:
         # Runs with the lock held, for a call admitted in the current generation.
+        if not self._state.records:
+            return
         if outcome is Outcome.NEUTRAL:
             self._state.on_neutral()
             return
@@ -732,24 +804,26 @@ class CircuitBreaker:
         if self._state.is_due(now):
             self._transition(CircuitState.HALF_OPEN, now)
 
-    def _transition(self, kind: CircuitState, now: float) -> None:
-        # Runs with the lock held. Queues the event for _deliver.
+    def _transition(self, kind: CircuitState, now: float, method: str = "") -> None:
+        # Runs with the lock held. Queues the event for _deliver. `method` names
+        # the public method that requested the change, if one did.
         old = self._state
         trip = old.trip if isinstance(old, ClosedState) else None
         if kind is CircuitState.CLOSED:
-            self._failure_count = 0
-            if self._rule is not None:
-                self._rule.window.clear()
+            self._clear_counts()
             self._state = ClosedState(self._failure_threshold, self._rule)
-            self._open_seconds = self._reset_timeout
         elif kind is CircuitState.OPEN:
-            if old.kind is CircuitState.HALF_OPEN:
+            if old.kind is CircuitState.HALF_OPEN and not method:
                 self._open_seconds = self._grow(self._open_seconds)
             self._state = OpenState(now, self._open_seconds)
-        else:
+        elif kind is CircuitState.HALF_OPEN:
             self._state = HalfOpenState(
                 self._half_open_max_calls, self._success_threshold
             )
+        elif kind is CircuitState.FORCED_OPEN:
+            self._state = ForcedOpenState(self._reset_timeout)
+        else:
+            self._state = DisabledState()
         self._generation += 1
         trigger, rate, window_calls = (None, 0.0, 0) if trip is None else trip
         event = Transition(
@@ -760,8 +834,16 @@ class CircuitBreaker:
             rate,
             window_calls,
             self._open_seconds,
+            method,
         )
         self._pending.append(event)
+
+    def _clear_counts(self) -> None:
+        # Runs with the lock held: what a close or a reset starts afresh.
+        self._failure_count = 0
+        if self._rule is not None:
+            self._rule.window.clear()
+        self._open_seconds = self._reset_timeout
 
     def _grow(self, seconds: float) -> float:
         grown = seconds * self._reset_timeout_multiplier
@@ -795,6 +877,48 @@ class CircuitBreaker:
             raise
 
     def _announce(self, event: Transition, listeners: tuple[Listener, ...]) -> None:
+        if event.method:
+            self._log_manual(event)
+        else:
+            self._log_automatic(event)
+        for listener in listeners:
+            try:
+                listener(self, event.old, event.new)
+            except Exception:
+                logger.exception(
+                    "listener %r of circuit breaker %s failed on %s -> %s",
+                    listener,
+                    self._label,
+                    event.old.value,
+                    event.new.value,
+                )
+
+    def _log_manual(self, event: Transition) -> None:
+        if event.new is CircuitState.OPEN:
+            logger.warning(
+                "circuit breaker %s opened by %s() and rejects calls for %g s",
+                self._label,
+                event.method,
+                event.open_seconds,
+            )
+        elif event.new is CircuitState.FORCED_OPEN:
+            logger.warning(
+                "circuit breaker %s forced open by %s() and rejects calls until "
+                "close() or reset()",
+                self._label,
+                event.method,
+            )
+        elif event.new is CircuitState.DISABLED:
+            logger.warning(
+                "circuit breaker %s disabled by %s(): it admits every call and "
+                "records nothing until reset()",
+                self._label,
+                event.method,
+            )
+        else:
+            logger.info("circuit breaker %s closed by %s()", self._label, event.method)
+
+    def _log_automatic(self, event: Transition) -> None:
         if event.trigger in (Trigger.FAILURE_RATE, Trigger.SLOW_CALL_RATE):
             logger.warning(
                 "circuit breaker %s opened because the %s over the last %d calls "
@@ -835,23 +959,17 @@ class CircuitBreaker:
                 self._label,
                 self._success_threshold,
             )
-        for listener in listeners:
-            try:
-                listener(self, event.old, event.new)
-            except Exception:
-                logger.exception(
-                    "listener %r of circuit breaker %s failed on %s -> %s",
-                    listener,
-                    self._label,
-                    event.old.value,
-                    event.new.value,
-                )
 
     def _rejection_message(self, kind: CircuitState, retry_after: float) -> str:
         if kind is CircuitState.HALF_OPEN:
             return (
                 f"circuit breaker {self._label} is half-open and its trial slots "
                 f"are full (half_open_max_calls={self._half_open_max_calls})"
+            )
+        if kind is CircuitState.FORCED_OPEN:
+            return (
+                f"circuit breaker {self._label} is forced open and rejects calls "
+                "until close() or reset()"
             )
         return (
             f"circuit breaker {self._label} is open and rejects calls for another "

@@ -15,6 +15,9 @@ class CircuitState(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+    # Set only by CircuitBreaker.force_open() and disable().
+    FORCED_OPEN = "forced_open"
+    DISABLED = "disabled"
 
 
 class Outcome(enum.Enum):
@@ -46,6 +49,8 @@ class Transition(NamedTuple):
     window_calls: int = 0
     # Seconds the breaker stays open, when the new state is OPEN.
     open_seconds: float = 0.0
+    # Name of the CircuitBreaker method that made the change, if one did.
+    method: str = ""
 
 
 class RateRule(NamedTuple):
@@ -66,6 +71,8 @@ class State:
     """
 
     kind: ClassVar[CircuitState]
+    # False if outcomes in this state change no count at all.
+    records: ClassVar[bool] = True
 
     def is_due(self, now: float) -> bool:
         """Return True if the state should end now without any call."""
@@ -186,3 +193,22 @@ class HalfOpenState(State):
 
     def on_neutral(self) -> None:
         self._in_flight -= 1
+
+
+class ForcedOpenState(State):
+    kind = CircuitState.FORCED_OPEN
+
+    def __init__(self, retry_hint: float) -> None:
+        self._retry_hint = retry_hint
+
+    def admit(self) -> bool:
+        return False
+
+    def retry_after(self, now: float) -> float:
+        # The state has no end time, so callers get a polling interval.
+        return self._retry_hint
+
+
+class DisabledState(State):
+    kind = CircuitState.DISABLED
+    records = False
