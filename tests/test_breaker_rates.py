@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from syncq.breaker import CircuitBreaker, CircuitState
-from syncq.breaker._windows import CountWindow, TimeWindow, WindowTotals
+from syncq.breaker._windows import (
+    CountWindow,
+    TimeWindow,
+    WindowTotals,
+    window_totals,
+)
 from syncq.testing import FakeClock
 
 CLOSED = CircuitState.CLOSED
@@ -59,7 +64,7 @@ class TestCountWindow:
         window.record(0.0, failed=True, slow=False)
         window.record(0.0, failed=False, slow=True)
 
-        assert window.totals(0.0) == WindowTotals(2, 1, 1)
+        assert window_totals(window, 0.0) == WindowTotals(2, 1, 1)
 
     def test_count_window_drops_oldest_when_full(self) -> None:
         window = CountWindow(2)
@@ -68,7 +73,7 @@ class TestCountWindow:
 
         window.record(0.0, failed=False, slow=False)
 
-        assert window.totals(0.0) == WindowTotals(2, 0, 0)
+        assert window_totals(window, 0.0) == WindowTotals(2, 0, 0)
 
     def test_count_window_clear_empties(self) -> None:
         window = CountWindow(2)
@@ -76,7 +81,7 @@ class TestCountWindow:
 
         window.clear()
 
-        assert window.totals(0.0) == WindowTotals(0, 0, 0)
+        assert window_totals(window, 0.0) == WindowTotals(0, 0, 0)
 
 
 class TestTimeWindow:
@@ -94,7 +99,7 @@ class TestTimeWindow:
         window = TimeWindow(10.0)
         window.record(0.5, failed=True, slow=False)
 
-        totals = window.totals(9.9)
+        totals = window_totals(window, 9.9)
 
         assert totals == WindowTotals(1, 1, 0)
 
@@ -103,7 +108,7 @@ class TestTimeWindow:
         window.record(0.5, failed=True, slow=False)
         window.record(5.0, failed=False, slow=True)
 
-        totals = window.totals(10.0)
+        totals = window_totals(window, 10.0)
 
         assert totals == WindowTotals(1, 0, 1)
 
@@ -111,7 +116,7 @@ class TestTimeWindow:
         window = TimeWindow(10.0)
         window.record(1.0, failed=True, slow=True)
 
-        totals = window.totals(500.0)
+        totals = window_totals(window, 500.0)
 
         assert totals == WindowTotals(0, 0, 0)
 
@@ -121,7 +126,7 @@ class TestTimeWindow:
 
         window.record(2.0, failed=True, slow=False)
 
-        assert window.totals(14.9) == WindowTotals(2, 1, 0)
+        assert window_totals(window, 14.9) == WindowTotals(2, 1, 0)
 
 
 class TestRateValidation:

@@ -9,7 +9,13 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 from syncq._checks import check_int, check_positive
-from syncq.breaker._options import build_rate_rule, check_growth, check_rate
+from syncq.breaker._metrics import BreakerMetrics
+from syncq.breaker._options import (
+    build_rate_rule,
+    check_fallback_on_failure,
+    check_growth,
+    check_rate,
+)
 from syncq.breaker._states import (
     CircuitState,
     ClosedState,
@@ -37,6 +43,10 @@ __all__ = ["CircuitBreaker", "Listener", "Permit"]
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+# A module global, so that the fast path of CircuitBreaker.call spends one
+# lookup on it instead of two.
+_CLOSED = CircuitState.CLOSED
 
 Listener = Callable[["CircuitBreaker", "CircuitState", "CircuitState"], None]
 """A callable run after each transition as `listener(breaker, old_state, new_state)`."""
@@ -137,6 +147,12 @@ def _check_exceptions(
                 f"{item.__name__}, which the breaker never counts as a failure"
             )
     return value
+
+
+def _rate(part: int, whole: int) -> float | None:
+    if whole == 0:
+        return None
+    return part / whole
 
 
 def _allows_manual_change(current: CircuitState, requested: CircuitState) -> bool:
@@ -307,13 +323,7 @@ class CircuitBreaker:
                     f"{option} must be callable or None, got "
                     f"{type(predicate).__name__}: {predicate!r}"
                 )
-        if not isinstance(fallback_on_failure, bool):
-            raise TypeError(
-                "fallback_on_failure must be a bool, got "
-                f"{type(fallback_on_failure).__name__}: {fallback_on_failure!r}"
-            )
-        if fallback_on_failure and fallback is None:
-            raise ValueError("fallback_on_failure=True needs a fallback to call")
+        check_fallback_on_failure(fallback_on_failure, fallback)
         self._fallback = fallback
         self._fallback_on_failure = fallback_on_failure
         self._failure_predicate = failure_predicate
@@ -358,16 +368,21 @@ class CircuitBreaker:
         # permit this breaker issues.
         self._lock = threading.Lock()
         self._state: State = ClosedState(self._failure_threshold, self._rule)
-        # True if a success in CLOSED must always be recorded (in a window),
-        # not only when it resets a failure count above zero.
-        self._records_successes = self._rule is not None
-        # True if a call in CLOSED must leave the fast path: it is timed, or its
-        # result is checked.
+        # True if a call in CLOSED must leave the fast path: it is timed, its
+        # result is checked, or every success goes into a window.
         self._checks_calls = (
-            self._slow_call_duration is not None or result_predicate is not None
+            self._slow_call_duration is not None
+            or result_predicate is not None
+            or self._rule is not None
         )
         self._generation = 0
         self._failure_count = 0
+        # Metrics counters, read by metrics(); successes are derived from them.
+        self._admitted = 0
+        self._failures = 0
+        self._ignored = 0
+        self._rejections = 0
+        self._slow_calls = 0
         # Seconds the next opening lasts: grows on each reopening after a failed
         # trial and returns to reset_timeout on close.
         self._open_seconds = self._reset_timeout
@@ -426,6 +441,42 @@ class CircuitBreaker:
         with self._lock:
             return self._failure_count
 
+    def metrics(self) -> BreakerMetrics:
+        """Return a snapshot of the breaker's counters and window rates.
+
+        The counters are read together in one short lock section, so callers
+        are not stopped, and the snapshot may be stale as soon as it is
+        returned. Like `state`, this moves an open breaker whose time is up to
+        HALF_OPEN. Thread-safe.
+        """
+        now = self._clock.monotonic()
+        with self._lock:
+            self._expire_state(now)
+            rule = self._rule
+            window_calls = failures_in_window = slow_in_window = 0
+            if rule is not None:
+                rule.window.expire(now)
+                window_calls = rule.window.calls
+                failures_in_window = rule.window.failures
+                slow_in_window = rule.window.slow_calls
+            snapshot = BreakerMetrics(
+                state=self._state.kind,
+                calls=self._admitted,
+                successes=self._admitted - self._failures - self._ignored,
+                failures=self._failures,
+                ignored=self._ignored,
+                rejections=self._rejections,
+                slow_calls=self._slow_calls,
+                failure_count=self._failure_count,
+                window_calls=window_calls,
+                failure_rate=_rate(failures_in_window, window_calls),
+                slow_call_rate=_rate(slow_in_window, window_calls),
+            )
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+        return snapshot
+
     def retry_after(self) -> float:
         """Return the seconds until the breaker could admit a call.
 
@@ -457,6 +508,10 @@ class CircuitBreaker:
             kind = self._state.kind
             retry_after = self._state.retry_after(now)
             generation = self._generation
+            if admitted:
+                self._admitted += 1
+            else:
+                self._rejections += 1
             deliver = self._claim_delivery()
         if deliver:
             self._deliver()
@@ -492,8 +547,10 @@ class CircuitBreaker:
         # Fast path while CLOSED, the common case: a closed state never expires
         # and admits every call, so no clock read and no Permit are needed.
         with self._lock:
-            closed = self._state.kind is CircuitState.CLOSED
+            closed = self._state.kind is _CLOSED
             generation = self._generation
+            if closed:
+                self._admitted += 1
         if not closed:
             return self._call_with_permit(fn, args, kwargs)
         if self._checks_calls:
@@ -509,7 +566,7 @@ class CircuitBreaker:
         # Without a window, a success in CLOSED only resets the failure count.
         # When the count reads zero, skipping the reset is the same as this
         # success having been recorded just before any failure that races with it.
-        if self._failure_count or self._records_successes:
+        if self._failure_count:
             self._record(generation, Outcome.SUCCESS)
         return result
 
@@ -520,7 +577,8 @@ class CircuitBreaker:
         kwargs: dict[str, Any],
         generation: int,
     ) -> R:
-        # The fast path of `_run` for a breaker that times calls or checks results.
+        # The fast path of `_run` for a breaker that times calls, checks results
+        # or keeps a window, so that every outcome is recorded.
         started = None
         if self._slow_call_duration is not None:
             started = self._clock.monotonic()
@@ -532,7 +590,10 @@ class CircuitBreaker:
             if self._fallback_on_failure and outcome is Outcome.FAILURE:
                 return cast("R", self._fall_back(exc))
             raise
-        self._record(generation, self._judge_result(result), started)
+        if started is None and self._result_predicate is None:
+            self._record_closed_success(generation)
+        else:
+            self._record(generation, self._judge_result(result), started)
         return result
 
     def _call_with_permit(
@@ -753,13 +814,18 @@ class CircuitBreaker:
     def _settle(self, permit: Permit, outcome: Outcome) -> None:
         # Called by Permit. Applies its outcome unless the permit is settled or stale.
         now = self._clock.monotonic()
+        slow = self._slow_call_duration is not None and self._is_slow(
+            permit._started, now
+        )
         with self._lock:
             if permit._settled:
                 return
             permit._settled = True
+            if slow or outcome is not Outcome.SUCCESS:
+                self._count(outcome, slow)
             if permit.generation != self._generation:
                 return
-            self._apply(outcome, now, self._is_slow(permit._started, now))
+            self._apply(outcome, now, slow)
             deliver = self._claim_delivery()
         if deliver:
             self._deliver()
@@ -772,12 +838,40 @@ class CircuitBreaker:
         now = self._clock.monotonic()
         slow = started is not None and self._is_slow(started, now)
         with self._lock:
+            if slow or outcome is not Outcome.SUCCESS:
+                self._count(outcome, slow)
             if generation != self._generation:
                 return
             self._apply(outcome, now, slow)
             deliver = self._claim_delivery()
         if deliver:
             self._deliver()
+
+    def _record_closed_success(self, generation: int) -> None:
+        # `_record` for an untimed success admitted in CLOSED, with fewer steps
+        # because it runs for every call when a window is on.
+        now = self._clock.monotonic()
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._failure_count = 0
+            next_kind = self._state.on_success(now, False)
+            if next_kind is None:
+                return
+            self._transition(next_kind, now)
+            deliver = self._claim_delivery()
+        if deliver:
+            self._deliver()
+
+    def _count(self, outcome: Outcome, slow: bool) -> None:
+        # Runs with the lock held: the metrics counters for one ended call. A
+        # success is not counted, because the fast path often records none.
+        if outcome is Outcome.FAILURE:
+            self._failures += 1
+        elif outcome is Outcome.NEUTRAL:
+            self._ignored += 1
+        if slow:
+            self._slow_calls += 1
 
     def _is_slow(self, started: float, now: float) -> bool:
         duration = self._slow_call_duration

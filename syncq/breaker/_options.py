@@ -33,6 +33,16 @@ def check_rate(name: str, value: object) -> float | None:
     return float(value)
 
 
+def check_fallback_on_failure(value: object, fallback: object) -> None:
+    """Check that `fallback_on_failure` is a bool, and True only with a fallback."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"fallback_on_failure must be a bool, got {type(value).__name__}: {value!r}"
+        )
+    if value and fallback is None:
+        raise ValueError("fallback_on_failure=True needs a fallback to call")
+
+
 def check_growth(
     multiplier: object, maximum: object, reset_timeout: float
 ) -> tuple[float, float | None]:

@@ -110,40 +110,48 @@ class ClosedState(State):
         self.trip: tuple[Trigger, float, int] | None = None
 
     def on_success(self, now: float, slow: bool) -> CircuitState | None:
-        if self._rule is None:
+        rule = self._rule
+        if rule is None:
             return None
-        self._rule.window.record(now, failed=False, slow=slow)
-        return self._check_rates(now)
+        window = rule.window
+        before = window.calls
+        window.record(now, False, slow)
+        # In a count window a fast success lowers or keeps both rates, so they
+        # need a check only when the window first reaches minimum_calls.
+        if slow or window.ages or before < rule.minimum_calls <= window.calls:
+            return self._check_rates()
+        return None
 
     def on_failure(
         self, failure_count: int, now: float, slow: bool
     ) -> CircuitState | None:
-        if self._rule is not None:
-            self._rule.window.record(now, failed=True, slow=slow)
+        rule = self._rule
+        if rule is not None:
+            rule.window.record(now, True, slow)
         threshold = self._failure_threshold
         if threshold is not None and failure_count >= threshold:
             self.trip = (Trigger.CONSECUTIVE_FAILURES, 0.0, 0)
             return CircuitState.OPEN
-        if self._rule is None:
+        if rule is None:
             return None
-        return self._check_rates(now)
+        return self._check_rates()
 
-    def _check_rates(self, now: float) -> CircuitState | None:
+    def _check_rates(self) -> CircuitState | None:
+        # Reads the window as the latest record left it.
         rule = self._rule
         if rule is None:
             return None
-        totals = rule.window.totals(now)
-        if totals.calls < rule.minimum_calls:
+        window = rule.window
+        calls = window.calls
+        if calls < rule.minimum_calls:
             return None
-        failure_rate = totals.failures / totals.calls
         threshold = rule.failure_rate_threshold
-        if threshold is not None and failure_rate >= threshold:
-            self.trip = (Trigger.FAILURE_RATE, failure_rate, totals.calls)
+        if threshold is not None and window.failures / calls >= threshold:
+            self.trip = (Trigger.FAILURE_RATE, window.failures / calls, calls)
             return CircuitState.OPEN
-        slow_rate = totals.slow_calls / totals.calls
         threshold = rule.slow_call_rate_threshold
-        if threshold is not None and slow_rate >= threshold:
-            self.trip = (Trigger.SLOW_CALL_RATE, slow_rate, totals.calls)
+        if threshold is not None and window.slow_calls / calls >= threshold:
+            self.trip = (Trigger.SLOW_CALL_RATE, window.slow_calls / calls, calls)
             return CircuitState.OPEN
         return None
 

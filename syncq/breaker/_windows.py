@@ -29,60 +29,81 @@ class WindowTotals(NamedTuple):
 
 
 class Window(Protocol):
-    """Outcomes of recent calls; the breaker calls it with its lock held."""
+    """Outcomes of recent calls; the breaker calls it with its lock held.
 
-    def record(self, now: float, *, failed: bool, slow: bool) -> None:
+    `calls`, `failures` and `slow_calls` count the outcomes in the window as of
+    the latest `record` or `expire`.
+    """
+
+    calls: int
+    failures: int
+    slow_calls: int
+    # True if outcomes leave the window as time passes, not only as calls come.
+    ages: bool
+
+    def record(self, now: float, failed: bool, slow: bool) -> None:
         """Add the outcome of a call that ended at `now`."""
         ...
 
-    def totals(self, now: float) -> WindowTotals:
-        """Return the counts of the outcomes still in the window at `now`."""
+    def expire(self, now: float) -> None:
+        """Drop the outcomes that are out of the window at `now`."""
         ...
 
     def clear(self) -> None:
-        """Forget every outcome."""
+        """Drop every outcome."""
         ...
+
+
+def window_totals(window: Window, now: float) -> WindowTotals:
+    """Return the counts of the outcomes in `window` at `now`."""
+    window.expire(now)
+    return WindowTotals(window.calls, window.failures, window.slow_calls)
 
 
 class CountWindow:
     """The outcomes of the last `size` calls, in a ring of one byte per call."""
 
-    __slots__ = ("_calls", "_failures", "_next", "_ring", "_size", "_slow")
+    __slots__ = ("_next", "_ring", "_size", "calls", "failures", "slow_calls")
+
+    ages = False
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._ring = bytearray(size)
         self._next = 0
-        self._calls = 0
-        self._failures = 0
-        self._slow = 0
+        self.calls = 0
+        self.failures = 0
+        self.slow_calls = 0
 
-    def record(self, now: float, *, failed: bool, slow: bool) -> None:
-        if self._calls == self._size:
-            oldest = self._ring[self._next]
-            self._failures -= oldest & _FAILED
-            self._slow -= (oldest & _SLOW) >> 1
+    def record(self, now: float, failed: bool, slow: bool) -> None:
+        index = self._next
+        if self.calls == self._size:
+            oldest = self._ring[index]
+            if oldest:
+                self.failures -= oldest & _FAILED
+                self.slow_calls -= oldest >> 1
         else:
-            self._calls += 1
+            self.calls += 1
         code = 0
         if failed:
-            code |= _FAILED
+            code = _FAILED
+            self.failures += 1
         if slow:
             code |= _SLOW
-        self._ring[self._next] = code
-        self._failures += failed
-        self._slow += slow
-        self._next = (self._next + 1) % self._size
+            self.slow_calls += 1
+        self._ring[index] = code
+        index += 1
+        self._next = 0 if index == self._size else index
 
-    def totals(self, now: float) -> WindowTotals:
-        return WindowTotals(self._calls, self._failures, self._slow)
+    def expire(self, now: float) -> None:
+        pass
 
     def clear(self) -> None:
         self._ring = bytearray(self._size)
         self._next = 0
-        self._calls = 0
-        self._failures = 0
-        self._slow = 0
+        self.calls = 0
+        self.failures = 0
+        self.slow_calls = 0
 
 
 class TimeWindow:
@@ -96,13 +117,15 @@ class TimeWindow:
         "_bucket_calls",
         "_bucket_failures",
         "_bucket_slow",
-        "_calls",
         "_count",
-        "_failures",
         "_latest",
-        "_slow",
         "_width",
+        "calls",
+        "failures",
+        "slow_calls",
     )
+
+    ages = True
 
     def __init__(self, seconds: float) -> None:
         self._count = min(_MAX_BUCKETS, max(_MIN_BUCKETS, math.ceil(seconds)))
@@ -112,29 +135,28 @@ class TimeWindow:
         self._bucket_slow = [0] * self._count
         # Number of the newest bucket: floor(time / width). None while empty.
         self._latest: int | None = None
-        self._calls = 0
-        self._failures = 0
-        self._slow = 0
+        self.calls = 0
+        self.failures = 0
+        self.slow_calls = 0
 
     @property
     def bucket_seconds(self) -> float:
         """Width of one bucket in seconds."""
         return self._width
 
-    def record(self, now: float, *, failed: bool, slow: bool) -> None:
+    def record(self, now: float, failed: bool, slow: bool) -> None:
         slot = self._advance(now)
         self._bucket_calls[slot] += 1
-        self._calls += 1
+        self.calls += 1
         if failed:
             self._bucket_failures[slot] += 1
-            self._failures += 1
+            self.failures += 1
         if slow:
             self._bucket_slow[slot] += 1
-            self._slow += 1
+            self.slow_calls += 1
 
-    def totals(self, now: float) -> WindowTotals:
+    def expire(self, now: float) -> None:
         self._advance(now)
-        return WindowTotals(self._calls, self._failures, self._slow)
 
     def clear(self) -> None:
         for slot in range(self._count):
@@ -160,9 +182,9 @@ class TimeWindow:
         return bucket % self._count
 
     def _empty(self, slot: int) -> None:
-        self._calls -= self._bucket_calls[slot]
-        self._failures -= self._bucket_failures[slot]
-        self._slow -= self._bucket_slow[slot]
+        self.calls -= self._bucket_calls[slot]
+        self.failures -= self._bucket_failures[slot]
+        self.slow_calls -= self._bucket_slow[slot]
         self._bucket_calls[slot] = 0
         self._bucket_failures[slot] = 0
         self._bucket_slow[slot] = 0
