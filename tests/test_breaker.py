@@ -1040,6 +1040,8 @@ ALLOWED_TRANSITIONS = {
     (OPEN, HALF_OPEN),
     (HALF_OPEN, OPEN),
     (HALF_OPEN, CLOSED),
+    # Only by reset().
+    (OPEN, CLOSED),
 }
 
 
@@ -1146,6 +1148,8 @@ class BreakerMachine(RuleBasedStateMachine):
         self.model = ReferenceBreaker(5, 30.0, 1, 1)
         self.transitions: list[Transition] = []
         self.held: list[tuple[Permit, int]] = []
+        self.admitted = 0
+        self.rejected = 0
 
     @initialize(
         failure_threshold=st.integers(1, 3),
@@ -1182,9 +1186,20 @@ class BreakerMachine(RuleBasedStateMachine):
         except CircuitOpenError as exc:
             assert expected is None
             assert exc.retry_after == self.model.retry_after(now)
+            self.rejected += 1
             return None
         assert expected == permit.generation
+        self.admitted += 1
         return permit
+
+    @rule()
+    def reset(self) -> None:
+        self.breaker.reset()
+        self.model.refresh(self.clock.monotonic())
+        if self.model.state is CLOSED:
+            self.model.failures = 0
+        else:
+            self.model.move(CLOSED, self.clock.monotonic())
 
     @rule(outcome=st.sampled_from(OUTCOMES))
     def call(self, outcome: str) -> None:
@@ -1226,6 +1241,16 @@ class BreakerMachine(RuleBasedStateMachine):
         assert self.breaker.retry_after() == self.model.retry_after(
             self.clock.monotonic()
         )
+
+    @invariant()
+    def metrics_count_every_attempt(self) -> None:
+        # metrics(), like `state`, half-opens a breaker whose open time is up.
+        self.model.refresh(self.clock.monotonic())
+        metrics = self.breaker.metrics()
+
+        assert metrics.calls == self.admitted
+        assert metrics.rejections == self.rejected
+        assert metrics.failure_count == self.model.failures
 
     @invariant()
     def transitions_allowed(self) -> None:

@@ -15,8 +15,9 @@ class at a time.
 
 from __future__ import annotations
 
-from syncq.breaker._breaker import CircuitBreaker, Listener, Permit
+from syncq.breaker._breaker import CircuitBreaker, Listener
 from syncq.breaker._metrics import BreakerMetrics
+from syncq.breaker._permit import Permit
 from syncq.breaker._states import CircuitState
 
 __all__ = ["BreakerMetrics", "CircuitBreaker", "CircuitState", "Listener", "Permit"]

@@ -1,4 +1,4 @@
-"""CircuitBreaker and the permits it hands to admitted calls."""
+"""CircuitBreaker: admission, outcome recording and state transitions."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 from syncq._checks import check_int, check_positive
+from syncq.breaker._logs import log_automatic_transition, log_manual_transition
 from syncq.breaker._metrics import BreakerMetrics
 from syncq.breaker._options import (
     build_rate_rule,
+    check_exceptions,
     check_fallback_on_failure,
     check_growth,
     check_rate,
 )
+from syncq.breaker._permit import Permit
 from syncq.breaker._states import (
     CircuitState,
     ClosedState,
@@ -26,7 +29,6 @@ from syncq.breaker._states import (
     Outcome,
     State,
     Transition,
-    Trigger,
 )
 from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import CircuitOpenError
@@ -50,103 +52,6 @@ _CLOSED = CircuitState.CLOSED
 
 Listener = Callable[["CircuitBreaker", "CircuitState", "CircuitState"], None]
 """A callable run after each transition as `listener(breaker, old_state, new_state)`."""
-
-
-class Permit:
-    """Admission of one call by a `CircuitBreaker`, to be settled with its outcome.
-
-    `CircuitBreaker.acquire_permission` returns a permit. The caller makes the call
-    and then settles the permit with exactly one of `record_success`,
-    `record_failure` or `release`. Only the first of these takes effect, and later
-    ones do nothing. A permit that is never settled keeps a half-open trial slot
-    taken until the breaker changes state.
-
-    The outcome of a call admitted before the breaker's latest transition changes
-    nothing, because the breaker has judged the dependency again since then.
-
-    Thread-safe.
-    """
-
-    __slots__ = ("_breaker", "_generation", "_settled", "_started")
-
-    def __init__(
-        self, breaker: CircuitBreaker, generation: int, started: float = 0.0
-    ) -> None:
-        self._breaker = breaker
-        self._generation = generation
-        # Clock reading at admission, from which a slow call is timed.
-        self._started = started
-        # Read and set only by the breaker, under its lock.
-        self._settled = False
-
-    @property
-    def generation(self) -> int:
-        """Number of transitions the breaker had made when it admitted the call."""
-        return self._generation
-
-    def record_success(self) -> None:
-        """Record that the call succeeded."""
-        self._breaker._settle(self, Outcome.SUCCESS)
-
-    def record_failure(self, exc: BaseException) -> None:
-        """Record that the call raised `exc`.
-
-        `exc` counts as a failure if it is an instance of the breaker's
-        `failure_exceptions` and not of its `ignore_exceptions`. An ignored
-        exception, and a `BaseException` that is not an `Exception` (such as
-        `KeyboardInterrupt`), count as neither success nor failure and only free
-        the call's slot. Any other `Exception` counts as a success, because the
-        dependency responded, and so does a failure that the breaker's
-        `failure_predicate` returns False for.
-
-        Raises:
-            TypeError: `exc` is not an exception instance.
-        """
-        if not isinstance(exc, BaseException):
-            raise TypeError(
-                f"exc must be an exception instance, got {type(exc).__name__}: {exc!r}"
-            )
-        self._breaker._settle(self, self._breaker._classify(exc))
-
-    def record_result(self, result: object) -> None:
-        """Record that the call returned `result`.
-
-        The call counts as a failure if the breaker's `result_predicate` returns
-        True for `result`, and as a success otherwise.
-        """
-        self._breaker._settle(self, self._breaker._judge_result(result))
-
-    def release(self) -> None:
-        """Free the call's slot without recording an outcome.
-
-        Use this when the call was not made, or when its outcome is no evidence
-        about the dependency.
-        """
-        self._breaker._settle(self, Outcome.NEUTRAL)
-
-    def __repr__(self) -> str:
-        return f"Permit(generation={self._generation}, settled={self._settled})"
-
-
-def _check_exceptions(
-    name: str, value: object, *, base: type[BaseException], allow_empty: bool
-) -> tuple[type[BaseException], ...]:
-    if not isinstance(value, tuple):
-        raise TypeError(
-            f"{name} must be a tuple of exception classes, "
-            f"got {type(value).__name__}: {value!r}"
-        )
-    if not value and not allow_empty:
-        raise ValueError(f"{name} must contain at least one exception class, got ()")
-    for item in value:
-        if not isinstance(item, type) or not issubclass(item, BaseException):
-            raise TypeError(f"{name} must contain exception classes, got {item!r}")
-        if not issubclass(item, base):
-            raise ValueError(
-                f"{name} must contain subclasses of {base.__name__}, got "
-                f"{item.__name__}, which the breaker never counts as a failure"
-            )
-    return value
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -307,10 +212,10 @@ class CircuitBreaker:
         self._success_threshold = check_int(
             "success_threshold", success_threshold, minimum=1
         )
-        self._failure_exceptions = _check_exceptions(
+        self._failure_exceptions = check_exceptions(
             "failure_exceptions", failure_exceptions, base=Exception, allow_empty=False
         )
-        self._ignore_exceptions = _check_exceptions(
+        self._ignore_exceptions = check_exceptions(
             "ignore_exceptions", ignore_exceptions, base=BaseException, allow_empty=True
         )
         for option, predicate in (
@@ -972,9 +877,11 @@ class CircuitBreaker:
 
     def _announce(self, event: Transition, listeners: tuple[Listener, ...]) -> None:
         if event.method:
-            self._log_manual(event)
+            log_manual_transition(self._label, event)
         else:
-            self._log_automatic(event)
+            log_automatic_transition(
+                self._label, event, self._half_open_max_calls, self._success_threshold
+            )
         for listener in listeners:
             try:
                 listener(self, event.old, event.new)
@@ -986,73 +893,6 @@ class CircuitBreaker:
                     event.old.value,
                     event.new.value,
                 )
-
-    def _log_manual(self, event: Transition) -> None:
-        if event.new is CircuitState.OPEN:
-            logger.warning(
-                "circuit breaker %s opened by %s() and rejects calls for %g s",
-                self._label,
-                event.method,
-                event.open_seconds,
-            )
-        elif event.new is CircuitState.FORCED_OPEN:
-            logger.warning(
-                "circuit breaker %s forced open by %s() and rejects calls until "
-                "close() or reset()",
-                self._label,
-                event.method,
-            )
-        elif event.new is CircuitState.DISABLED:
-            logger.warning(
-                "circuit breaker %s disabled by %s(): it admits every call and "
-                "records nothing until reset()",
-                self._label,
-                event.method,
-            )
-        else:
-            logger.info("circuit breaker %s closed by %s()", self._label, event.method)
-
-    def _log_automatic(self, event: Transition) -> None:
-        if event.trigger in (Trigger.FAILURE_RATE, Trigger.SLOW_CALL_RATE):
-            logger.warning(
-                "circuit breaker %s opened because the %s over the last %d calls "
-                "was %.3g, at or above its threshold, and rejects calls for %g s",
-                self._label,
-                event.trigger.value,
-                event.window_calls,
-                event.rate,
-                event.open_seconds,
-            )
-        elif event.new is CircuitState.OPEN and event.old is CircuitState.CLOSED:
-            logger.warning(
-                "circuit breaker %s opened after consecutive failures "
-                "(failure_count=%d) and rejects calls for %g s",
-                self._label,
-                event.failure_count,
-                event.open_seconds,
-            )
-        elif event.new is CircuitState.OPEN:
-            logger.warning(
-                "circuit breaker %s reopened because a trial call failed "
-                "(failure_count=%d) and rejects calls for %g s",
-                self._label,
-                event.failure_count,
-                event.open_seconds,
-            )
-        elif event.new is CircuitState.HALF_OPEN:
-            logger.info(
-                "circuit breaker %s is half-open and admits trial calls "
-                "(half_open_max_calls=%d)",
-                self._label,
-                self._half_open_max_calls,
-            )
-        else:
-            logger.info(
-                "circuit breaker %s closed because trial calls succeeded "
-                "(success_threshold=%d)",
-                self._label,
-                self._success_threshold,
-            )
 
     def _rejection_message(self, kind: CircuitState, retry_after: float) -> str:
         if kind is CircuitState.HALF_OPEN:

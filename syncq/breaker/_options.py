@@ -1,4 +1,4 @@
-"""Checks for the breaker's rate-trigger options, and the window they build."""
+"""Checks for the breaker's options, and the rate window they build."""
 
 from __future__ import annotations
 
@@ -109,3 +109,25 @@ def build_rate_rule(
     if failure_rate is None and slow_call_rate_threshold is None:
         return None
     return RateRule(window, minimum, failure_rate, slow_call_rate_threshold)
+
+
+def check_exceptions(
+    name: str, value: object, *, base: type[BaseException], allow_empty: bool
+) -> tuple[type[BaseException], ...]:
+    """Return `value` if it is a tuple of exception classes derived from `base`."""
+    if not isinstance(value, tuple):
+        raise TypeError(
+            f"{name} must be a tuple of exception classes, "
+            f"got {type(value).__name__}: {value!r}"
+        )
+    if not value and not allow_empty:
+        raise ValueError(f"{name} must contain at least one exception class, got ()")
+    for item in value:
+        if not isinstance(item, type) or not issubclass(item, BaseException):
+            raise TypeError(f"{name} must contain exception classes, got {item!r}")
+        if not issubclass(item, base):
+            raise ValueError(
+                f"{name} must contain subclasses of {base.__name__}, got "
+                f"{item.__name__}, which the breaker never counts as a failure"
+            )
+    return value
