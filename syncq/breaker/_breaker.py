@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+# TODO: this module is about 900 lines, past the 500 the house style allows; the
+# manual-control methods and the outcome recording could move out, which was
+# left for later because it reshapes the class, not its behaviour.
+
 # A module global, so that the fast path of CircuitBreaker.call spends one
 # lookup on it instead of two.
 _CLOSED = CircuitState.CLOSED
