@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from syncq.breaker import CircuitBreaker, CircuitState, Permit
+from syncq.breaker import BreakerMetrics, CircuitBreaker, CircuitState, Permit
 from syncq.clock import Clock, SystemClock
 from syncq.errors import (
     CircuitOpenError,
@@ -31,6 +31,7 @@ from syncq.retry import Backoff, ExponentialBackoff, FixedBackoff, Retry
 
 __all__ = [
     "Backoff",
+    "BreakerMetrics",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
