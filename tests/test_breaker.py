@@ -1065,12 +1065,15 @@ class ReferenceBreaker:
         self.opened_at = 0.0
         self.in_flight = 0
         self.successes = 0
+        # When a trial slot last came free; the trial timeout is reset_timeout.
+        self.last_freed = 0.0
 
     def move(self, state: CircuitState, now: float) -> None:
         self.state = state
         self.generation += 1
         self.in_flight = 0
         self.successes = 0
+        self.last_freed = now
         if state is OPEN:
             self.opened_at = now
         if state is CLOSED:
@@ -1079,6 +1082,12 @@ class ReferenceBreaker:
     def refresh(self, now: float) -> None:
         if self.state is OPEN and now >= self.opened_at + self.reset_timeout:
             self.move(HALF_OPEN, now)
+        elif (
+            self.state is HALF_OPEN
+            and self.in_flight >= self.max_calls
+            and now - self.last_freed >= self.reset_timeout
+        ):
+            self.move(OPEN, now)
 
     def retry_after(self, now: float) -> float:
         if self.state is OPEN:
@@ -1100,6 +1109,7 @@ class ReferenceBreaker:
             return
         if self.state is HALF_OPEN:
             self.in_flight -= 1
+            self.last_freed = now
         if outcome == "success":
             self.failures = 0
             if self.state is HALF_OPEN:
@@ -1267,3 +1277,90 @@ BreakerMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=30, deadline=None
 )
 TestBreakerStateMachine = BreakerMachine.TestCase
+
+
+class TestBreakerTrialTimeout:
+    def test_hung_trial_reopens_after_trial_timeout(self, clock: FakeClock) -> None:
+        breaker = make_breaker(clock, trial_timeout=5.0)
+        half_open_breaker(breaker, clock)
+        breaker.acquire_permission()  # a trial that never reports
+        clock.advance(5.0)
+
+        with pytest.raises(CircuitOpenError) as caught:
+            breaker.acquire_permission()
+
+        assert breaker.state is OPEN
+        assert caught.value.retry_after == 10.0
+
+    def test_hung_trial_waits_out_trial_timeout(self, clock: FakeClock) -> None:
+        breaker = make_breaker(clock, trial_timeout=5.0)
+        half_open_breaker(breaker, clock)
+        breaker.acquire_permission()
+        clock.advance(4.9)
+
+        with pytest.raises(CircuitOpenError, match="trial"):
+            breaker.acquire_permission()
+
+        assert breaker.state is HALF_OPEN
+
+    def test_hung_trial_late_success_changes_nothing(self, clock: FakeClock) -> None:
+        breaker = make_breaker(clock, trial_timeout=5.0)
+        half_open_breaker(breaker, clock)
+        hung = breaker.acquire_permission()
+        clock.advance(5.0)
+        assert breaker.state is OPEN
+
+        hung.record_success()
+
+        assert breaker.state is OPEN
+
+    def test_trial_timeout_defaults_to_reset_timeout(self, clock: FakeClock) -> None:
+        breaker = make_breaker(clock)
+        half_open_breaker(breaker, clock)
+        breaker.acquire_permission()
+        clock.advance(9.9)
+        assert breaker.state is HALF_OPEN
+
+        clock.advance(0.1)
+
+        assert breaker.state is OPEN
+
+    def test_ended_trial_restarts_trial_timeout(self, clock: FakeClock) -> None:
+        breaker = make_breaker(clock, trial_timeout=5.0, success_threshold=3)
+        half_open_breaker(breaker, clock)
+        clock.advance(4.0)
+        breaker.acquire_permission().record_success()
+        breaker.acquire_permission()
+        clock.advance(4.0)
+
+        assert breaker.state is HALF_OPEN
+
+    def test_hung_trial_reopening_is_logged(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        breaker = make_breaker(clock, trial_timeout=5.0)
+        half_open_breaker(breaker, clock)
+        breaker.acquire_permission()
+        clock.advance(5.0)
+
+        with caplog.at_level(logging.WARNING, logger="syncq.breaker"):
+            assert breaker.state is OPEN
+
+        assert "no trial call ended within the trial timeout" in caplog.text
+
+    @pytest.mark.parametrize(
+        ("value", "error"),
+        [
+            (0, ValueError),
+            (-1.0, ValueError),
+            (math.nan, ValueError),
+            (math.inf, ValueError),
+            (True, TypeError),
+            ("5", TypeError),
+        ],
+    )
+    def test_trial_timeout_rejects_bad_value(
+        self, clock: FakeClock, value: object, error: type[Exception]
+    ) -> None:
+        with pytest.raises(error, match="trial_timeout"):
+            make_breaker(clock, trial_timeout=value)

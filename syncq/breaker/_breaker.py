@@ -127,6 +127,11 @@ class CircuitBreaker:
         reset_timeout: Seconds the breaker stays open before trial calls.
         half_open_max_calls: Trial calls allowed to run at once when half-open.
         success_threshold: Successful trial calls that close the breaker.
+        trial_timeout: Seconds a half-open breaker waits, with every trial slot
+            taken, for a trial call to end. If none ends in that time, a trial
+            hangs or never reports, so it counts as failed and the breaker
+            reopens; its outcome, if it ever comes, changes nothing. None (the
+            default) uses `reset_timeout`.
         reset_timeout_multiplier: Factor, at least 1, applied to the open time on
             each reopening after a failed trial.
         max_reset_timeout: Upper bound in seconds for the open time, at least
@@ -182,6 +187,7 @@ class CircuitBreaker:
         half_open_max_calls: int = 1,
         *,
         success_threshold: int = 1,
+        trial_timeout: float | None = None,
         reset_timeout_multiplier: float = 1.0,
         max_reset_timeout: float | None = None,
         failure_exceptions: tuple[type[BaseException], ...] = (Exception,),
@@ -207,6 +213,11 @@ class CircuitBreaker:
         self._reset_timeout = check_positive(
             "reset_timeout", reset_timeout, unit=" of seconds"
         )
+        self._trial_timeout = self._reset_timeout
+        if trial_timeout is not None:
+            self._trial_timeout = check_positive(
+                "trial_timeout", trial_timeout, unit=" of seconds"
+            )
         self._reset_timeout_multiplier, self._max_reset_timeout = check_growth(
             reset_timeout_multiplier, max_reset_timeout, self._reset_timeout
         )
@@ -791,7 +802,7 @@ class CircuitBreaker:
         if not self._state.records:
             return
         if outcome is Outcome.NEUTRAL:
-            self._state.on_neutral()
+            self._state.on_neutral(now)
             return
         if outcome is Outcome.SUCCESS:
             self._failure_count = 0
@@ -803,15 +814,17 @@ class CircuitBreaker:
             self._transition(next_kind, now)
 
     def _expire_state(self, now: float) -> None:
-        # Runs with the lock held. Applies the lazy move from OPEN to HALF_OPEN.
-        if self._state.is_due(now):
-            self._transition(CircuitState.HALF_OPEN, now)
+        # Runs with the lock held. Applies the lazy moves that time alone makes:
+        # OPEN to HALF_OPEN, and HALF_OPEN back to OPEN when a trial hangs.
+        state = self._state
+        if state.expires_to is not None and state.is_due(now):
+            self._transition(state.expires_to, now)
 
     def _transition(self, kind: CircuitState, now: float, method: str = "") -> None:
         # Runs with the lock held. Queues the event for _deliver. `method` names
         # the public method that requested the change, if one did.
         old = self._state
-        trip = old.trip if isinstance(old, ClosedState) else None
+        trip = old.trip if isinstance(old, (ClosedState, HalfOpenState)) else None
         if kind is CircuitState.CLOSED:
             self._clear_counts()
             self._state = ClosedState(self._failure_threshold, self._rule)
@@ -821,7 +834,10 @@ class CircuitBreaker:
             self._state = OpenState(now, self._open_seconds)
         elif kind is CircuitState.HALF_OPEN:
             self._state = HalfOpenState(
-                self._half_open_max_calls, self._success_threshold
+                self._half_open_max_calls,
+                self._success_threshold,
+                self._trial_timeout,
+                now,
             )
         elif kind is CircuitState.FORCED_OPEN:
             self._state = ForcedOpenState(self._reset_timeout)

@@ -50,6 +50,13 @@ def log_automatic_transition(
             event.rate,
             event.open_seconds,
         )
+    elif event.trigger is Trigger.TRIAL_TIMEOUT:
+        logger.warning(
+            "circuit breaker %s reopened because no trial call ended within the "
+            "trial timeout, and rejects calls for %g s",
+            label,
+            event.open_seconds,
+        )
     elif event.new is CircuitState.OPEN and event.old is CircuitState.CLOSED:
         logger.warning(
             "circuit breaker %s opened after consecutive failures "

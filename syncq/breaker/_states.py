@@ -34,6 +34,7 @@ class Trigger(enum.Enum):
     CONSECUTIVE_FAILURES = "consecutive failures"
     FAILURE_RATE = "failure rate"
     SLOW_CALL_RATE = "slow-call rate"
+    TRIAL_TIMEOUT = "trial timeout"
 
 
 class Transition(NamedTuple):
@@ -73,6 +74,8 @@ class State:
     kind: ClassVar[CircuitState]
     # False if outcomes in this state change no count at all.
     records: ClassVar[bool] = True
+    # The state that follows once `is_due` returns True.
+    expires_to: ClassVar[CircuitState | None] = None
 
     def is_due(self, now: float) -> bool:
         """Return True if the state should end now without any call."""
@@ -96,7 +99,7 @@ class State:
         """Record a counted failure, which `failure_count` already includes."""
         return None
 
-    def on_neutral(self) -> None:
+    def on_neutral(self, now: float) -> None:
         """Free the slot of a call whose outcome does not count."""
 
 
@@ -158,6 +161,7 @@ class ClosedState(State):
 
 class OpenState(State):
     kind = CircuitState.OPEN
+    expires_to = CircuitState.HALF_OPEN
 
     def __init__(self, opened_at: float, reset_timeout: float) -> None:
         self._reopen_at = opened_at + reset_timeout
@@ -174,12 +178,31 @@ class OpenState(State):
 
 class HalfOpenState(State):
     kind = CircuitState.HALF_OPEN
+    expires_to = CircuitState.OPEN
 
-    def __init__(self, max_calls: int, success_threshold: int) -> None:
+    def __init__(
+        self, max_calls: int, success_threshold: int, trial_timeout: float, now: float
+    ) -> None:
         self._max_calls = max_calls
         self._success_threshold = success_threshold
+        self._trial_timeout = trial_timeout
         self._in_flight = 0
         self._successes = 0
+        # When a trial slot last came free: a trial ended, or the state began.
+        self._last_freed = now
+        # Why the state returned OPEN: read by the breaker for the log message.
+        self.trip: tuple[Trigger, float, int] | None = None
+
+    def is_due(self, now: float) -> bool:
+        # With every slot taken and no trial ended for trial_timeout, a trial
+        # hangs or never reports, so it counts as failed and the breaker
+        # reopens. Otherwise it could stay half-open for good.
+        if self._in_flight < self._max_calls:
+            return False
+        if now - self._last_freed < self._trial_timeout:
+            return False
+        self.trip = (Trigger.TRIAL_TIMEOUT, 0.0, 0)
+        return True
 
     def admit(self) -> bool:
         if self._in_flight >= self._max_calls:
@@ -189,6 +212,7 @@ class HalfOpenState(State):
 
     def on_success(self, now: float, slow: bool) -> CircuitState | None:
         self._in_flight -= 1
+        self._last_freed = now
         self._successes += 1
         if self._successes >= self._success_threshold:
             return CircuitState.CLOSED
@@ -199,8 +223,9 @@ class HalfOpenState(State):
     ) -> CircuitState | None:
         return CircuitState.OPEN
 
-    def on_neutral(self) -> None:
+    def on_neutral(self, now: float) -> None:
         self._in_flight -= 1
+        self._last_freed = now
 
 
 class ForcedOpenState(State):
