@@ -10,7 +10,7 @@ from typing import Any, Callable, Protocol, TypeVar, cast, runtime_checkable
 from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import RateLimitExceeded
 
-__all__ = ["Limiter", "LimiterBase", "Reservation"]
+__all__ = ["Limiter", "LimiterBase", "Reservation", "wait_for"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _L = TypeVar("_L", bound="LimiterBase")
@@ -71,6 +71,21 @@ class Reservation:
 
     def __repr__(self) -> str:
         return f"Reservation(ready_at={self._ready_at!r})"
+
+
+def wait_for(reservation: Reservation, clock: Clock) -> None:
+    """Sleep on `clock` until `reservation` is due.
+
+    If the sleep raises (KeyboardInterrupt, say), the reservation is cancelled
+    and the exception propagates.
+    """
+    delay = reservation.delay()
+    if delay > 0:
+        try:
+            clock.sleep(delay)
+        except BaseException:
+            reservation.cancel()
+            raise
 
 
 @runtime_checkable
@@ -234,13 +249,7 @@ class LimiterBase(abc.ABC):
                 )
             return False
 
-        delay = reservation.delay()
-        if delay > 0:
-            try:
-                self._clock.sleep(delay)
-            except BaseException:
-                reservation.cancel()
-                raise
+        wait_for(reservation, self._clock)
         return True
 
     def __enter__(self: _L) -> _L:

@@ -12,7 +12,7 @@ from typing import Callable, Generic, TypeVar
 from syncq._checks import check_int, check_positive, check_timeout
 from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.errors import RateLimitExceeded
-from syncq.limiters.base import Limiter, Reservation
+from syncq.limiters.base import Limiter, Reservation, wait_for
 
 __all__ = ["KeyedLimiter"]
 
@@ -230,13 +230,7 @@ class KeyedLimiter(Generic[_K]):
                 raise RateLimitExceeded(message, retry_after)
             return False
 
-        delay = reservation.delay()
-        if delay > 0:
-            try:
-                self._clock.sleep(delay)
-            except BaseException:
-                reservation.cancel()
-                raise
+        wait_for(reservation, self._clock)
         return True
 
     def retry_after(self, key: _K, n: float = 1) -> float:

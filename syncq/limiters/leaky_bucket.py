@@ -12,7 +12,7 @@ from syncq._checks import check_int, check_non_negative, check_positive, check_t
 from syncq.clock import Clock
 from syncq.errors import RateLimitExceeded
 from syncq.limiters._rate import RateSpec, parse_rate
-from syncq.limiters.base import LimiterBase, Reservation
+from syncq.limiters.base import LimiterBase, Reservation, wait_for
 
 __all__ = ["LeakyBucket"]
 
@@ -209,13 +209,7 @@ class LeakyBucket(LimiterBase):
                 raise self._rejection(n, timeout, queue_full)
             return False
 
-        delay = reservation.delay()
-        if delay > 0:
-            try:
-                self._clock.sleep(delay)
-            except BaseException:
-                reservation.cancel()
-                raise
+        wait_for(reservation, self._clock)
         return True
 
     def _reserve(
