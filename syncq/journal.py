@@ -262,9 +262,27 @@ class Journal:
     # -- opening ---------------------------------------------------------------
 
     def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        return self._open(self.path, busy_timeout, self._prepare_for_writing, uri=False)
+
+    def _connect_read_only(self, busy_timeout: float) -> sqlite3.Connection:
+        if not os.path.isfile(self.path):
+            raise JournalError(f"journal {self.path} not found")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        return self._open(uri, busy_timeout, self._check_schema_readable, uri=True)
+
+    def _open(
+        self,
+        target: str,
+        busy_timeout: float,
+        prepare: Callable[[sqlite3.Connection], None],
+        *,
+        uri: bool,
+    ) -> sqlite3.Connection:
+        """Connect to `target`, check it is a journal, then run `prepare` on it."""
         try:
             conn = sqlite3.connect(
-                self.path,
+                target,
+                uri=uri,
                 timeout=busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
@@ -273,28 +291,7 @@ class Journal:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
             self._check_file(conn)
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise JournalError(
-                    f"journal {self.path} cannot use WAL mode (got {mode!r}); "
-                    "put it on a local file system"
-                )
-            conn.execute("PRAGMA synchronous=FULL")
-            self._create_schema(conn)
-            now = time.time()
-            with _Transaction(conn):
-                conn.execute(
-                    "INSERT INTO runs (run_id, host, pid, started_at, heartbeat_at,"
-                    " lease_duration) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        self.run_id,
-                        self._host,
-                        os.getpid(),
-                        now,
-                        now,
-                        self.lease_duration,
-                    ),
-                )
+            prepare(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise JournalError(_describe_open_error(self.path, exc)) from exc
@@ -303,36 +300,31 @@ class Journal:
             raise
         return conn
 
-    def _connect_read_only(self, busy_timeout: float) -> sqlite3.Connection:
-        if not os.path.isfile(self.path):
-            raise JournalError(f"journal {self.path} not found")
-        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
-        try:
-            conn = sqlite3.connect(
-                uri,
-                uri=True,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
+    def _prepare_for_writing(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise JournalError(
+                f"journal {self.path} cannot use WAL mode (got {mode!r}); "
+                "put it on a local file system"
             )
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
-        try:
-            self._check_file(conn)
-            row = conn.execute(
-                "SELECT value FROM meta WHERE name = 'schema_version'"
-            ).fetchone()
-            if row is None or _schema_version(self.path, row[0]) > SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self.path} has no schema this syncq understands"
-                )
-        except sqlite3.Error as exc:
-            conn.close()
-            raise JournalError(_describe_open_error(self.path, exc)) from exc
-        except JournalError:
-            conn.close()
-            raise
-        return conn
+        conn.execute("PRAGMA synchronous=FULL")
+        self._create_schema(conn)
+        now = time.time()
+        with _Transaction(conn):
+            conn.execute(
+                "INSERT INTO runs (run_id, host, pid, started_at, heartbeat_at,"
+                " lease_duration) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.run_id, self._host, os.getpid(), now, now, self.lease_duration),
+            )
+
+    def _check_schema_readable(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute(
+            "SELECT value FROM meta WHERE name = 'schema_version'"
+        ).fetchone()
+        if row is None or _schema_version(self.path, row[0]) > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has no schema this syncq understands"
+            )
 
     def _check_file(self, conn: sqlite3.Connection) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
