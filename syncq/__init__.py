@@ -12,6 +12,7 @@ from syncq.errors import (
     QueueClosed,
     RateLimitExceeded,
     SyncqError,
+    TaskTimeout,
 )
 from syncq.journal import Journal, JournalTask, TaskState
 from syncq.limiters import (
@@ -60,6 +61,7 @@ __all__ = [
     "TaskOptions",
     "TaskQueue",
     "TaskState",
+    "TaskTimeout",
     "TokenBucket",
     "WorkerPool",
     "parse_rate",

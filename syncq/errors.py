@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import queue
 import sys
 
@@ -11,6 +12,7 @@ __all__ = [
     "QueueClosed",
     "RateLimitExceeded",
     "SyncqError",
+    "TaskTimeout",
 ]
 
 
@@ -49,6 +51,31 @@ class JournalError(SyncqError):
 
     The underlying `sqlite3` error, if any, is chained as `__cause__`.
     """
+
+
+if sys.version_info >= (3, 11):
+    _TimeoutBases: tuple[type[Exception], ...] = (TimeoutError,)
+else:
+    # NOTE: before Python 3.11, concurrent.futures has a TimeoutError of its own;
+    # a task timeout is both kinds, so either except clause catches it.
+    _TimeoutBases = (TimeoutError, concurrent.futures.TimeoutError)
+
+
+class TaskTimeout(SyncqError, *_TimeoutBases):  # type: ignore[misc]
+    """A worker pool's task ran past its timeout, so its attempt was given up.
+
+    It derives from the built-in `TimeoutError` (and, before Python 3.11, also
+    from `concurrent.futures.TimeoutError`). Python cannot stop a thread, so the
+    function may still be running when this is raised; the pool discards
+    whatever it returns later.
+
+    Attributes:
+        timeout: The task's timeout in seconds.
+    """
+
+    def __init__(self, message: str, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout
 
 
 if sys.version_info >= (3, 13):

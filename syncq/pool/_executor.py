@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import queue
+import sys
 import threading
 import time
 import weakref
@@ -15,16 +16,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
 
 from syncq._checks import (
     check_int,
     check_non_negative,
+    check_positive,
     check_priority,
     check_timeout,
 )
 from syncq.clock import SYSTEM_CLOCK, Clock
-from syncq.errors import CircuitOpenError, JournalError, QueueClosed
+from syncq.errors import CircuitOpenError, JournalError, QueueClosed, TaskTimeout
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
 from syncq.pool._future import describe
@@ -40,6 +42,7 @@ from syncq.pool._task import (
     make_retry,
 )
 from syncq.pool._timer import Timer
+from syncq.pool._watchdog import Attempt, Watchdog
 from syncq.retry import Retry
 
 if TYPE_CHECKING:
@@ -59,12 +62,23 @@ HALF_OPEN_RECHECK = 1.0
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
+class _Retired(Exception):
+    """Ends a worker thread whose timed-out attempt returned; a replacement runs."""
+
+
 def _shutdown_live_pools() -> None:
     # Workers are daemon threads, so idle workers of a pool nobody shut down do
     # not keep the interpreter alive. At exit, queued work still finishes, as
     # with ThreadPoolExecutor, so a task that never returns blocks the exit.
+    # After Ctrl-C, though, the user wants out: what has not started is
+    # cancelled, and running tasks are left to die with the interpreter.
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    interrupted = isinstance(last, KeyboardInterrupt)
     for pool in list(_live_pools):
-        pool.shutdown(wait=True)
+        if interrupted or pool._abort.is_set():
+            pool._abandon_at_exit()
+        else:
+            pool.shutdown(wait=True)
 
 
 atexit.register(_shutdown_live_pools)
@@ -94,9 +108,14 @@ class WorkerPool(Executor):
         thread_name_prefix: Worker threads are named ``{prefix}-{n}``.
         hooks: A `PoolHooks` object, or several, whose methods the pool calls as
             tasks start, succeed, fail, retry and give up; see `add_hook`.
+        task_timeout: Seconds each attempt of a task may run before it fails
+            with `TaskTimeout` (and is retried if the policy says so); None for
+            no limit. ``options(timeout=...)`` sets it for one task. The thread
+            of an attempt that times out is not stopped, since Python cannot
+            stop a thread: see the pool guide.
         clock: The clock that delayed starts (``options(delay=...)`` and
-            ``options(start_at=...)``) and retry delays are measured on; defaults
-            to the system's monotonic clock.
+            ``options(start_at=...)``), retry delays and task timeouts are
+            measured on; defaults to the system's monotonic clock.
 
     All methods are thread-safe.
     """
@@ -112,6 +131,7 @@ class WorkerPool(Executor):
         journal: Journal | str | os.PathLike[str] | None = None,
         thread_name_prefix: str = "syncq-pool",
         hooks: PoolHooks | Iterable[PoolHooks] | None = None,
+        task_timeout: float | None = None,
         clock: Clock | None = None,
     ) -> None:
         if max_workers is None:
@@ -127,6 +147,9 @@ class WorkerPool(Executor):
             )
         self._breaker = breaker
         self._retry = make_retry(retry)
+        self._task_timeout = _check_task_timeout("task_timeout", task_timeout)
+        if self._task_timeout == math.inf:
+            self._task_timeout = None
         self._thread_name_prefix = thread_name_prefix
         self._clock = _check_clock(clock)
         # Replaced, never changed in place, so workers read it without the lock.
@@ -147,9 +170,18 @@ class WorkerPool(Executor):
         self._failed = 0
         self._cancelled = 0
         self._retried = 0
+        self._timed_out = 0
+        # Timed-out attempts whose functions still run, each on a thread of its
+        # own that no longer counts as a worker.
+        self._abandoned = 0
+        # Threads waiting in join().
+        self._joiners = 0
+        # Read by workers without the lock; written under it.
+        self._paused = False
         self._held: list[Task] = []
         self._by_key: dict[str, Future[Any]] = {}
         self._threads: list[threading.Thread] = []
+        self._worker_numbers = itertools.count()
 
         self._ready = ReadyQueue()
         # Set when tasks that have not started are cancelled, to wake workers
@@ -160,6 +192,9 @@ class WorkerPool(Executor):
             self._release_held,
             f"{thread_name_prefix}-timer",
             self._clock,
+        )
+        self._watchdog = Watchdog(
+            self._expire, f"{thread_name_prefix}-watchdog", self._clock
         )
         # Serialises keyed submits, so two threads submitting one key get one task.
         self._keys_lock = threading.Lock()
@@ -200,6 +235,7 @@ class WorkerPool(Executor):
         block_timeout: float | None = None,
         delay: float | None = None,
         start_at: float | None = None,
+        timeout: float | None = None,
     ) -> TaskOptions:
         """Return a view of this pool whose `submit` applies these options.
 
@@ -224,6 +260,10 @@ class WorkerPool(Executor):
             start_at: A reading of the pool's clock (its ``monotonic()``) before
                 which the task does not start; a time already past starts it at
                 once.
+            timeout: Seconds each attempt may run before it fails with
+                `TaskTimeout`, in place of the pool's `task_timeout`;
+                ``math.inf`` for no limit. The time waiting to start, for a
+                token or for the breaker, does not count.
 
         A delayed task waits on the pool's timer thread, not on a worker. Until it
         starts it counts against `max_pending` and is cancelled by `close` and
@@ -255,6 +295,7 @@ class WorkerPool(Executor):
             block_timeout=check_timeout("block_timeout", block_timeout),
             start_at=_check_start_at(start_at),
             delay=_check_delay(delay),
+            timeout=_check_task_timeout("timeout", timeout),
         )
         return TaskOptions(self, options)
 
@@ -267,7 +308,15 @@ class WorkerPool(Executor):
     ) -> Future[Any]:
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        task = Task(fn, args, kwargs, options.priority, options.retry or self._retry)
+        timeout = self._task_timeout if options.timeout is None else options.timeout
+        task = Task(
+            fn,
+            args,
+            kwargs,
+            options.priority,
+            options.retry or self._retry,
+            timeout=None if timeout == math.inf else timeout,
+        )
         if self._journal is None:
             self._admit(task, options)
             return task.future
@@ -338,7 +387,7 @@ class WorkerPool(Executor):
         # Called with the lock held.
         thread = threading.Thread(
             target=self._work,
-            name=f"{self._thread_name_prefix}-{len(self._threads)}",
+            name=f"{self._thread_name_prefix}-{next(self._worker_numbers)}",
             daemon=True,
         )
         thread.start()
@@ -415,7 +464,12 @@ class WorkerPool(Executor):
                 self._journal.fail(entry.id, f"cannot import {entry.function}: {exc}")
                 continue
             task = Task(
-                fn, tuple(entry.args), entry.kwargs, entry.priority, self._retry
+                fn,
+                tuple(entry.args),
+                entry.kwargs,
+                entry.priority,
+                self._retry,
+                timeout=self._task_timeout,
             )
             task.journal_id = entry.id
             task.key = entry.key
@@ -476,12 +530,20 @@ class WorkerPool(Executor):
 
     def _work(self) -> None:
         ready = self._ready
+        run = self._run
         while True:
             try:
                 task = ready.get()
             except QueueClosed:
                 return
-            self._run(task)
+            if self._paused:
+                ready.put_front(task)
+                self._wait_while_paused()
+                continue
+            try:
+                run(task)
+            except _Retired:
+                return
 
     def _run(self, task: Task) -> None:
         # Before waiting for a breaker or a token, drop a task cancelled in the
@@ -516,6 +578,9 @@ class WorkerPool(Executor):
                 self._running += 1
         if self._hooks:
             self._emit("started", task, task.attempts + 1)
+        if task.timeout is not None:
+            self._run_timed(task, task.timeout, permit)
+            return
         try:
             result = task.fn(*task.args, **task.kwargs)
         except BaseException as exc:
@@ -528,6 +593,83 @@ class WorkerPool(Executor):
             self._after_success(task, result)
         if permit is not None:
             self._release_held()
+
+    def _run_timed(self, task: Task, timeout: float, permit: Permit | None) -> None:
+        """Run one attempt that the watchdog gives up after `timeout` seconds."""
+        attempt = Attempt(
+            task,
+            permit,
+            threading.current_thread(),
+            started_at=self._clock.monotonic(),
+            timeout=timeout,
+        )
+        self._watchdog.start(attempt)
+        try:
+            result = task.fn(*task.args, **task.kwargs)
+        except BaseException as exc:
+            if not self._watchdog.finish(attempt):
+                self._retire(attempt, exc)
+            if permit is not None:
+                permit.record_failure(exc)
+            self._after_failure(task, exc)
+        else:
+            if not self._watchdog.finish(attempt):
+                self._retire(attempt, None)
+            if permit is not None:
+                permit.record_success()
+            self._after_success(task, result)
+        if permit is not None:
+            self._release_held()
+
+    def _expire(self, attempt: Attempt) -> None:
+        """Fail an attempt that ran past its timeout; called on the watchdog."""
+        task = attempt.task
+        name = describe(task.fn, task.key)
+        exc = TaskTimeout(
+            f"task {name} did not finish within {attempt.timeout:g} seconds",
+            attempt.timeout,
+        )
+        logger.warning(
+            "task %s attempt %d timed out after %g s; thread %s runs on until "
+            "the function returns, and what it returns is discarded",
+            name,
+            task.attempts + 1,
+            attempt.timeout,
+            attempt.thread.name,
+        )
+        with self._lock:
+            self._timed_out += 1
+            self._abandoned += 1
+            # The thread no longer counts as a worker.
+            if attempt.thread in self._threads:
+                self._threads.remove(attempt.thread)
+        if attempt.permit is not None:
+            attempt.permit.record_failure(exc)
+        self._after_failure(task, exc)
+        if attempt.permit is not None:
+            self._release_held()
+        # Another worker takes the thread's place, so max_workers tasks may
+        # still run; it starts after the outcome, so that tasks queued behind
+        # this one see it decided.
+        with self._lock:
+            if not self._stopped and len(self._threads) < self._max_workers:
+                self._start_worker()
+
+    def _retire(self, attempt: Attempt, exc: BaseException | None) -> NoReturn:
+        """Discard the late outcome of a timed-out attempt and end its thread."""
+        elapsed = self._clock.monotonic() - attempt.started_at
+        logger.warning(
+            "task %s returned %s after %.3f s, past its timeout of %g s; "
+            "the outcome is discarded",
+            describe(attempt.task.fn, attempt.task.key),
+            "a result" if exc is None else type(exc).__name__,
+            elapsed,
+            attempt.timeout,
+        )
+        with self._lock:
+            self._abandoned -= 1
+            self._idle.notify_all()
+        raise _Retired
 
     def _fail_before_run(self, task: Task, exc: Exception) -> None:
         if not task.started:
@@ -700,9 +842,9 @@ class WorkerPool(Executor):
         # returns the failed future instead of running the task a second time.
         if task.key is not None and not failed:
             self._by_key.pop(task.key, None)
-        # Waiters are either submitters blocked on max_pending, or close() and
+        # Waiters are submitters blocked on max_pending, join(), or close() and
         # shutdown(), which set _shutdown before they wait.
-        if self._shutdown or self._max_pending:
+        if self._shutdown or self._max_pending or self._joiners:
             self._idle.notify_all()
         return self._shutdown and self._outstanding == 0
 
@@ -728,8 +870,6 @@ class WorkerPool(Executor):
         self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
     ) -> None:
         self._release_held()
-
-    # -- stopping --------------------------------------------------------------
 
     def _abandon(self, task: Task) -> None:
         """Cancel a task that has not started, or fail one waiting for a retry."""
@@ -764,19 +904,92 @@ class WorkerPool(Executor):
             self._abandon(task)
         return len(waiting)
 
+    # -- pausing and waiting ---------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop starting tasks until `resume`; running tasks go on to the end.
+
+        Tasks may still be submitted, up to `max_pending`, and delayed tasks and
+        retries still fall due while paused; they start after `resume`. A task
+        that a worker had taken before the pause, and that waits for a token or
+        for the breaker, starts when its wait ends. Shutting down resumes the
+        pool, so that it can drain.
+
+        Raises:
+            RuntimeError: The pool has been shut down.
+        """
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot pause a pool that has been shut down")
+            if self._paused:
+                return
+            self._paused = True
+        logger.info("pool %s paused", self._thread_name_prefix)
+
+    def resume(self) -> None:
+        """Start tasks again after `pause`; harmless when not paused."""
+        with self._lock:
+            if not self._paused:
+                return
+            self._paused = False
+            self._idle.notify_all()
+        logger.info("pool %s resumed", self._thread_name_prefix)
+
+    @property
+    def paused(self) -> bool:
+        """Whether the pool is paused."""
+        return self._paused
+
+    def _wait_while_paused(self) -> None:
+        with self._lock:
+            while self._paused:
+                self._idle.wait()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every task submitted so far has finished, and keep the pool.
+
+        Finished means that its future is done, so queued, delayed, held and
+        running tasks, and those waiting for a retry, are all waited for. The
+        thread of an attempt that timed out may still run (see
+        `PoolStats.abandoned`). Tasks submitted while this waits are waited for
+        too. On a paused pool this returns only when the tasks left have been
+        cancelled or `timeout` passes.
+
+        Returns:
+            True once the pool is idle; False if `timeout` seconds passed first.
+
+        Raises:
+            RuntimeError: Called from one of the pool's tasks, which would wait
+                for itself.
+        """
+        timeout = check_timeout("timeout", timeout)
+        if threading.current_thread() in self._threads:
+            raise RuntimeError("cannot join the pool from one of its own tasks")
+        with self._lock:
+            self._joiners += 1
+            try:
+                return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
+            finally:
+                self._joiners -= 1
+
+    # -- stopping --------------------------------------------------------------
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks; see `Executor.shutdown`.
 
         Tasks already submitted still run, including their retries, unless
         `cancel_futures` is true: then tasks that have not started are cancelled
         and tasks waiting for a retry fail with their last exception. With a
-        journal, such tasks stay pending in it for the next run.
+        journal, such tasks stay pending in it for the next run. A paused pool
+        is resumed. Threads of timed-out attempts are not waited for.
         """
         if wait and threading.current_thread() in self._threads:
             raise RuntimeError("cannot shut down and wait from one of the pool's tasks")
         with self._lock:
             first = not self._shutdown
             self._shutdown = True
+            # A paused pool would never drain.
+            self._paused = False
             self._idle.notify_all()
             stop = self._outstanding == 0
         if first:
@@ -807,6 +1020,24 @@ class WorkerPool(Executor):
             )
         self._join()
 
+    def _abandon_at_exit(self) -> None:
+        """Cancel what has not started and leave running tasks to the exit."""
+        with self._lock:
+            self._shutdown = True
+            self._paused = False
+            self._idle.notify_all()
+            running = self._running
+        cancelled = self._cancel_waiting()
+        if running or cancelled:
+            logger.warning(
+                "interpreter exiting after an interrupt: pool %s cancelled %d "
+                "waiting tasks and does not wait for %d running tasks",
+                self._thread_name_prefix,
+                cancelled,
+                running,
+            )
+        _live_pools.discard(self)
+
     def _join(self) -> None:
         aborted = self._abort.is_set()
         with self._lock:
@@ -833,6 +1064,7 @@ class WorkerPool(Executor):
             self._stopped = True
         self._ready.close()
         self._timer.stop()
+        self._watchdog.stop()
         if self._breaker is not None:
             self._breaker.remove_listener(self._on_breaker_change)
         if self._journal is not None and self._owns_journal:
@@ -901,6 +1133,8 @@ class WorkerPool(Executor):
                 failed=self._failed,
                 cancelled=self._cancelled,
                 retried=self._retried,
+                timed_out=self._timed_out,
+                abandoned=self._abandoned,
             )
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -921,6 +1155,15 @@ def _check_clock(clock: Clock | None) -> Clock:
             f"got {type(clock).__name__} {clock!r}"
         )
     return clock
+
+
+def _check_task_timeout(name: str, value: object) -> float | None:
+    """Return None, a positive number of seconds, or ``math.inf``."""
+    if value is None:
+        return None
+    if value == math.inf and not isinstance(value, bool):
+        return math.inf
+    return check_positive(name, value, unit=" of seconds")
 
 
 def _check_delay(delay: object) -> float | None:

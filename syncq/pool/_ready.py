@@ -35,6 +35,8 @@ class ReadyQueue:
         self._default: deque[Task] = deque()
         self._others: list[tuple[float, int, Task]] = []
         self._sequence = itertools.count()
+        # Numbers, negated, for tasks put back at the front: below any sequence.
+        self._front = itertools.count(1)
         # Guards taking a task from _default or _others, and pushing to _others.
         # Appending to _default needs no lock, since deque.append is atomic.
         self._lock = threading.Lock()
@@ -47,6 +49,15 @@ class ReadyQueue:
             with self._lock:
                 heapq.heappush(self._others, (priority, next(self._sequence), task))
         # The token is put after the task, so a getter with a token finds a task.
+        self._tokens.put(_ITEM)
+
+    def put_front(self, task: Task) -> None:
+        """Queue `task` ahead of every queued task of its priority."""
+        if task.priority == 0:
+            self._default.appendleft(task)
+        else:
+            with self._lock:
+                heapq.heappush(self._others, (task.priority, -next(self._front), task))
         self._tokens.put(_ITEM)
 
     def get(self) -> Task:

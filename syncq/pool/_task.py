@@ -31,6 +31,7 @@ class Task:
         "priority",
         "retry",
         "started",
+        "timeout",
     )
 
     def __init__(
@@ -40,12 +41,16 @@ class Task:
         kwargs: dict[str, Any],
         priority: float,
         retry: Retry | None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.priority = priority
         self.retry = retry
+        # Seconds each attempt may run before it is given up, or None.
+        self.timeout = timeout
         self.future: PoolFuture[Any] = PoolFuture()
         self.attempts = 0
         self.started = False
@@ -74,6 +79,10 @@ class PoolStats:
     cancelled: int
     retried: int
     """Attempts that failed and were scheduled to run again."""
+    timed_out: int = 0
+    """Attempts given up because they ran past their task's timeout."""
+    abandoned: int = 0
+    """Timed-out attempts whose functions are still running on their threads."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +96,8 @@ class Options:
     """A clock reading before which the task does not start, or None."""
     delay: float | None = None
     """Seconds after `submit` before which the task does not start, or None."""
+    timeout: float | None = None
+    """Seconds each attempt may run, or None for the pool's `task_timeout`."""
 
 
 DEFAULT_OPTIONS = Options()
