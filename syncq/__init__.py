@@ -26,7 +26,14 @@ from syncq.limiters import (
     TokenBucket,
     parse_rate,
 )
-from syncq.pool import PoolHooks, PoolStats, TaskEvent, TaskOptions, WorkerPool
+from syncq.pool import (
+    PoolHooks,
+    PoolStats,
+    RunTimes,
+    TaskEvent,
+    TaskOptions,
+    WorkerPool,
+)
 from syncq.queue import TaskQueue
 from syncq.retry import Backoff, ExponentialBackoff, FixedBackoff, Retry
 
@@ -54,6 +61,7 @@ __all__ = [
     "RateLimitExceeded",
     "Reservation",
     "Retry",
+    "RunTimes",
     "SlidingWindow",
     "SyncqError",
     "SystemClock",

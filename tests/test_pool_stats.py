@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncq.pool import WorkerPool
 from syncq.pool._stats import AttemptRecorder, AttemptSample, RunTimes
+from syncq.retry import FixedBackoff, Retry
 from syncq.testing import FakeClock
 
 _RUN_SECONDS = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
@@ -418,3 +420,67 @@ class TestAttemptSample:
 
         assert sample.throughput == 2.5
         assert sample.error_rate == 0.2
+
+
+def run_for(clock: FakeClock, seconds: float, fail: bool = False) -> str:
+    """Stand for a task that takes `seconds` on the pool's clock."""
+    clock.advance(seconds)
+    if fail:
+        raise ValueError("planned failure")
+    return "done"
+
+
+class TestPoolStatsFigures:
+    @pytest.mark.timeout(10)
+    def test_no_figures_before_any_attempt(self, clock: FakeClock) -> None:
+        with WorkerPool(1, clock=clock) as pool:
+            stats = pool.stats()
+        assert stats.run_times is None
+        assert stats.throughput == 0.0
+        assert stats.error_rate == 0.0
+
+    @pytest.mark.timeout(10)
+    def test_run_times_are_measured_on_pool_clock(self, clock: FakeClock) -> None:
+        with WorkerPool(1, clock=clock) as pool:
+            for seconds in (0.1, 0.2, 0.3, 0.4):
+                pool.submit(run_for, clock, seconds).result(5)
+            stats = pool.stats()
+        assert stats.run_times is not None
+        assert stats.run_times.count == 4
+        assert stats.run_times.p50 == pytest.approx(0.2)
+        assert stats.run_times.max == pytest.approx(0.4)
+
+    @pytest.mark.timeout(10)
+    def test_error_rate_counts_failed_attempts(self, clock: FakeClock) -> None:
+        with WorkerPool(1, clock=clock) as pool:
+            futures = [pool.submit(run_for, clock, 0.5, fail=i < 3) for i in range(4)]
+            for future in futures:
+                future.exception(5)
+            stats = pool.stats()
+        assert stats.error_rate == pytest.approx(0.75)
+        assert stats.failed == 3
+
+    @pytest.mark.timeout(10)
+    def test_retried_attempts_count(self, clock: FakeClock) -> None:
+        calls: list[int] = []
+
+        def flaky() -> str:
+            calls.append(1)
+            return run_for(clock, 0.1, fail=len(calls) < 3)
+
+        retry = Retry(3, backoff=FixedBackoff(0))
+        with WorkerPool(1, retry=retry, clock=clock) as pool:
+            assert pool.submit(flaky).result(5) == "done"
+            stats = pool.stats()
+        assert stats.run_times is not None
+        assert stats.run_times.count == 3
+        assert stats.error_rate == pytest.approx(2 / 3)
+
+    @pytest.mark.timeout(10)
+    def test_throughput_over_recent_attempts(self, clock: FakeClock) -> None:
+        with WorkerPool(1, clock=clock) as pool:
+            for _ in range(20):
+                pool.submit(run_for, clock, 0.5).result(5)
+            stats = pool.stats()
+        # Twenty attempts of half a second each, one after another: 2 per second.
+        assert stats.throughput == pytest.approx(2.0)

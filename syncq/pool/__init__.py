@@ -11,6 +11,14 @@ from __future__ import annotations
 
 from syncq.pool._executor import WorkerPool
 from syncq.pool._hooks import PoolHooks, TaskEvent
+from syncq.pool._stats import RunTimes
 from syncq.pool._task import PoolStats, TaskOptions
 
-__all__ = ["PoolHooks", "PoolStats", "TaskEvent", "TaskOptions", "WorkerPool"]
+__all__ = [
+    "PoolHooks",
+    "PoolStats",
+    "RunTimes",
+    "TaskEvent",
+    "TaskOptions",
+    "WorkerPool",
+]

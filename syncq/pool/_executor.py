@@ -32,6 +32,7 @@ from syncq.limiters import Limiter
 from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
 from syncq.pool._ready import ReadyQueue
+from syncq.pool._stats import AttemptRecorder
 from syncq.pool._task import (
     DEFAULT_OPTIONS,
     Options,
@@ -152,6 +153,8 @@ class WorkerPool(Executor):
             self._task_timeout = None
         self._thread_name_prefix = thread_name_prefix
         self._clock = _check_clock(clock)
+        # Looked up once, because every attempt reads it twice.
+        self._monotonic = self._clock.monotonic
         # Replaced, never changed in place, so workers read it without the lock.
         self._hooks = check_hooks(hooks)
 
@@ -178,6 +181,8 @@ class WorkerPool(Executor):
         self._joiners = 0
         # Read by workers without the lock; written under it.
         self._paused = False
+        # Run times and outcomes of recent attempts, for stats().
+        self._attempts = AttemptRecorder()
         self._held: list[Task] = []
         self._by_key: dict[str, Future[Any]] = {}
         self._threads: list[threading.Thread] = []
@@ -581,26 +586,31 @@ class WorkerPool(Executor):
         if task.timeout is not None:
             self._run_timed(task, task.timeout, permit)
             return
+        monotonic = self._monotonic
+        started = monotonic()
         try:
             result = task.fn(*task.args, **task.kwargs)
         except BaseException as exc:
+            ended = monotonic()
             if permit is not None:
                 permit.record_failure(exc)
-            self._after_failure(task, exc)
+            self._after_failure(task, exc, ended - started, ended)
         else:
+            ended = monotonic()
             if permit is not None:
                 permit.record_success()
-            self._after_success(task, result)
+            self._after_success(task, result, ended - started, ended)
         if permit is not None:
             self._release_held()
 
     def _run_timed(self, task: Task, timeout: float, permit: Permit | None) -> None:
         """Run one attempt that the watchdog gives up after `timeout` seconds."""
+        started = self._monotonic()
         attempt = Attempt(
             task,
             permit,
             threading.current_thread(),
-            started_at=self._clock.monotonic(),
+            started_at=started,
             timeout=timeout,
         )
         self._watchdog.start(attempt)
@@ -609,15 +619,17 @@ class WorkerPool(Executor):
         except BaseException as exc:
             if not self._watchdog.finish(attempt):
                 self._retire(attempt, exc)
+            ended = self._monotonic()
             if permit is not None:
                 permit.record_failure(exc)
-            self._after_failure(task, exc)
+            self._after_failure(task, exc, ended - started, ended)
         else:
             if not self._watchdog.finish(attempt):
                 self._retire(attempt, None)
+            ended = self._monotonic()
             if permit is not None:
                 permit.record_success()
-            self._after_success(task, result)
+            self._after_success(task, result, ended - started, ended)
         if permit is not None:
             self._release_held()
 
@@ -645,7 +657,8 @@ class WorkerPool(Executor):
                 self._threads.remove(attempt.thread)
         if attempt.permit is not None:
             attempt.permit.record_failure(exc)
-        self._after_failure(task, exc)
+        now = self._monotonic()
+        self._after_failure(task, exc, now - attempt.started_at, now)
         if attempt.permit is not None:
             self._release_held()
         # Another worker takes the thread's place, so max_workers tasks may
@@ -741,7 +754,9 @@ class WorkerPool(Executor):
             self._hooks, event, TaskEvent(name, task.key, attempt, task.future), *args
         )
 
-    def _after_success(self, task: Task, result: Any) -> None:
+    def _after_success(
+        self, task: Task, result: Any, run_seconds: float, ended: float
+    ) -> None:
         if self._hooks:
             self._emit("succeeded", task, task.attempts + 1, result)
         if self._journal is not None and task.journal_id is not None:
@@ -751,11 +766,13 @@ class WorkerPool(Executor):
                 logger.exception(
                     "journal could not record task %d as done", task.journal_id
                 )
-                self._set_outcome(task, exception=exc)
+                self._set_outcome(task, run_seconds, ended, exception=exc)
                 return
-        self._set_outcome(task, result=result)
+        self._set_outcome(task, run_seconds, ended, result=result)
 
-    def _after_failure(self, task: Task, exc: BaseException) -> None:
+    def _after_failure(
+        self, task: Task, exc: BaseException, run_seconds: float, ended: float
+    ) -> None:
         task.attempts += 1
         task.last_exception = exc
         if self._hooks:
@@ -771,7 +788,7 @@ class WorkerPool(Executor):
                 self._emit("gave_up", task, task.attempts, exc)
             if self._journal is not None and task.journal_id is not None:
                 self._journal_write(self._journal.fail, task.journal_id, exc)
-            self._set_outcome(task, exception=exc)
+            self._set_outcome(task, run_seconds, ended, exception=exc, raised=True)
             return
         delay = policy.next_delay(exc, task.attempts)
         if self._journal is not None and task.journal_id is not None:
@@ -788,6 +805,7 @@ class WorkerPool(Executor):
         with self._lock:
             self._running -= 1
             self._retried += 1
+            self._attempts.record(run_seconds, True, ended)
         self._timer.schedule(task, delay)
 
     @staticmethod
@@ -802,11 +820,24 @@ class WorkerPool(Executor):
             )
 
     def _set_outcome(
-        self, task: Task, *, result: Any = None, exception: BaseException | None = None
+        self,
+        task: Task,
+        run_seconds: float,
+        ended: float,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+        raised: bool = False,
     ) -> None:
+        """Complete a task after its last attempt, which ran for `run_seconds`.
+
+        `raised` says whether the function raised; `exception` without it is a
+        failure to record a success in the journal.
+        """
         # Count first, so that stats() read after a future completes include it.
         with self._lock:
             self._running -= 1
+            self._attempts.record(run_seconds, raised, ended)
             stop = self._count_finished(task, failed=exception is not None)
         if exception is None:
             task.future.set_result(result)
@@ -1119,23 +1150,34 @@ class WorkerPool(Executor):
         """The pool's journal, if it has one."""
         return self._journal
 
-    # TODO: stats() lacks throughput, error rate and run-time percentiles, and
-    # the pool lacks pause()/resume()/join() and map_unordered(); map still
-    # ignores chunksize. Each is missing, not half built.
     def stats(self) -> PoolStats:
-        """Return a snapshot of the pool's counters."""
+        """Return a snapshot of the pool's counters and recent figures.
+
+        Throughput and error rate cover the attempts that finished in the last
+        minute on the pool's clock; run-time percentiles cover the latest 1,024
+        attempts. Both count every attempt, retried ones included.
+        """
+        now = self._monotonic()
         with self._lock:
-            return PoolStats(
-                submitted=self._submitted,
-                queued=self._outstanding - self._running,
-                running=self._running,
-                succeeded=self._succeeded,
-                failed=self._failed,
-                cancelled=self._cancelled,
-                retried=self._retried,
-                timed_out=self._timed_out,
-                abandoned=self._abandoned,
+            recent = self._attempts.sample(now)
+            counters = (
+                self._submitted,
+                self._outstanding - self._running,
+                self._running,
+                self._succeeded,
+                self._failed,
+                self._cancelled,
+                self._retried,
+                self._timed_out,
+                self._abandoned,
             )
+        # Sorting the run times is the slow part, so it runs without the lock.
+        return PoolStats(
+            *counters,
+            throughput=recent.throughput,
+            error_rate=recent.error_rate,
+            run_times=recent.run_times(),
+        )
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         # On Ctrl-C, cancel what has not started instead of running it all.

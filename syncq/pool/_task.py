@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq.limiters import Limiter, TokenBucket
 from syncq.pool._future import PoolFuture, describe
+from syncq.pool._stats import RunTimes
 from syncq.retry import Retry
 
 if TYPE_CHECKING:
@@ -83,6 +84,13 @@ class PoolStats:
     """Attempts given up because they ran past their task's timeout."""
     abandoned: int = 0
     """Timed-out attempts whose functions are still running on their threads."""
+    throughput: float = 0.0
+    """Attempts finished per second over the last minute, failures included."""
+    error_rate: float = 0.0
+    """The share of those attempts that raised, retried ones included; 0.0 if
+    none finished."""
+    run_times: RunTimes | None = None
+    """Percentiles of the latest 1,024 attempts' run times; None before any ran."""
 
 
 @dataclasses.dataclass(frozen=True)
