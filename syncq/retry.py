@@ -193,9 +193,6 @@ class Retry:
         self.backoff: Backoff = backoff if backoff is not None else ExponentialBackoff()
         self.retry_on = _check_exception_types("retry_on", retry_on)
         self.give_up_on = _check_exception_types("give_up_on", give_up_on)
-        # TODO: WorkerPool still calls should_retry and next_delay, so a budget
-        # applies only to call() and the decorator until the pool measures
-        # elapsed time per task and calls next_attempt.
         self.budget = _check_budget(budget)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
 

@@ -785,3 +785,77 @@ class TestMapValidation:
                 map_function(submit, abs, [1], buffersize=1, timeout=-1)
 
         assert submit.futures == []
+
+
+class TestWorkerPoolMapMethods:
+    @pytest.mark.timeout(10)
+    def test_map_batches_chunks(self) -> None:
+        with WorkerPool(2) as pool:
+            results = list(pool.map(operator.neg, range(25), chunksize=4))
+            stats = pool.stats()
+        assert results == [-i for i in range(25)]
+        # 25 items in chunks of 4 are 7 tasks.
+        assert stats.succeeded == 7
+
+    @pytest.mark.timeout(10)
+    def test_map_unordered_yields_every_result(self) -> None:
+        with WorkerPool(3) as pool:
+            results = list(pool.map_unordered(operator.neg, range(100), chunksize=3))
+        assert sorted(results) == sorted(-i for i in range(100))
+
+    @pytest.mark.timeout(10)
+    def test_map_unordered_does_not_wait_for_slow_item(self) -> None:
+        gate = threading.Event()
+
+        def slow_first(value: int) -> int:
+            if value == 0 and not gate.wait(WAIT):
+                raise RuntimeError("gate never opened")
+            return value
+
+        with WorkerPool(2) as pool:
+            results = pool.map_unordered(slow_first, range(5))
+            first = [next(results) for _ in range(4)]
+            gate.set()
+            rest = list(results)
+        assert sorted(first) == [1, 2, 3, 4]
+        assert rest == [0]
+
+    @pytest.mark.timeout(10)
+    def test_map_default_buffersize_bounds_read_ahead(self) -> None:
+        pulled: list[int] = []
+
+        def numbers() -> Iterator[int]:
+            for i in range(1000):
+                pulled.append(i)
+                yield i
+
+        with WorkerPool(2) as pool:
+            results = pool.map(operator.neg, numbers())
+            assert next(results) == 0
+            read_ahead = len(pulled)
+            results.close()  # type: ignore[attr-defined]
+        # Twice max_workers tasks ahead, plus the one read to refill.
+        assert read_ahead <= 2 * 2 + 2
+
+    @pytest.mark.timeout(10)
+    def test_map_chunks_rejected_with_journal(self, journal_path: Any) -> None:
+        with WorkerPool(1, journal=journal_path) as pool:
+            with pytest.raises(ValueError, match="chunksize=2"):
+                pool.map(operator.neg, range(4), chunksize=2)
+            assert list(pool.map(operator.neg, range(3))) == [0, -1, -2]
+
+    @pytest.mark.parametrize("method", ["map", "map_unordered"])
+    @pytest.mark.parametrize(
+        ("keyword", "value", "error"),
+        [
+            ("chunksize", 0, ValueError),
+            ("chunksize", True, TypeError),
+            ("buffersize", 0, ValueError),
+            ("buffersize", 1.5, TypeError),
+        ],
+    )
+    def test_map_methods_reject_bad_sizes(
+        self, method: str, keyword: str, value: object, error: type
+    ) -> None:
+        with WorkerPool(1) as pool, pytest.raises(error, match=keyword):
+            getattr(pool, method)(operator.neg, range(3), **{keyword: value})

@@ -16,6 +16,7 @@ import pytest
 from syncq.breaker import CircuitBreaker, CircuitState
 from syncq.errors import SyncqError, TaskTimeout
 from syncq.journal import Journal, TaskState
+from syncq.limiters import TokenBucket
 from syncq.pool import PoolHooks, TaskEvent, WorkerPool
 from syncq.retry import FixedBackoff, Retry
 from syncq.testing import FakeClock
@@ -374,3 +375,48 @@ class TestTimeoutValidation:
     def test_pool_rejects_wrong_type(self) -> None:
         with pytest.raises(TypeError, match="task_timeout"):
             WorkerPool(1, task_timeout="5")  # type: ignore[arg-type]
+
+
+class TestRetryBudget:
+    @pytest.mark.timeout(10)
+    def test_budget_gives_up_instead_of_overrunning(self, clock: FakeClock) -> None:
+        calls: list[float] = []
+
+        def fail_after_a_second() -> None:
+            calls.append(clock.monotonic())
+            clock.advance(1)
+            raise ValueError(f"attempt {len(calls)}")
+
+        retry = Retry(10, backoff=FixedBackoff(4), budget=10)
+        with WorkerPool(1, retry=retry, clock=clock) as pool:
+            future = pool.submit(fail_after_a_second)
+            wait_until(lambda: len(calls) == 1)
+            clock.advance(4)
+
+            # The second attempt ends at 6 s, and a third would start at 10 s,
+            # the deadline: the pool gives up without waiting for it.
+            with pytest.raises(ValueError, match="attempt 2"):
+                future.result(WAIT)
+        assert calls == [0.0, 5.0]
+
+    @pytest.mark.timeout(10)
+    def test_wait_for_token_counts_against_budget(self, clock: FakeClock) -> None:
+        calls: list[float] = []
+
+        def fail_after_half_a_second() -> None:
+            calls.append(clock.monotonic())
+            clock.advance(0.5)
+            raise ValueError("failed")
+
+        bucket = TokenBucket(1, capacity=1, clock=clock)
+        retry = Retry(5, backoff=FixedBackoff(0), budget=0.8)
+        with WorkerPool(1, rate_limit=bucket, retry=retry, clock=clock) as pool:
+            future = pool.submit(fail_after_half_a_second)
+            wait_until(lambda: len(calls) == 1)
+            # The retry is due at once but its token only at 1 s, past 0.8 s.
+            clock.advance(0.5)
+
+            with pytest.raises(ValueError, match="failed"):
+                future.result(WAIT)
+        assert calls == [0.0]
+        assert pool.stats().failed == 1

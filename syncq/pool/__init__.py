@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from syncq.pool._executor import WorkerPool
 from syncq.pool._hooks import PoolHooks, TaskEvent
+from syncq.pool._map import map_ordered, map_unordered
 from syncq.pool._stats import RunTimes
 from syncq.pool._task import PoolStats, TaskOptions
 
@@ -21,4 +22,6 @@ __all__ = [
     "TaskEvent",
     "TaskOptions",
     "WorkerPool",
+    "map_ordered",
+    "map_unordered",
 ]

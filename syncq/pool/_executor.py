@@ -12,10 +12,8 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Executor, Future
-from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
 
 from syncq._checks import (
@@ -31,6 +29,7 @@ from syncq.journal import Journal, encode_arguments, function_name, resolve_func
 from syncq.limiters import Limiter
 from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
+from syncq.pool._map import map_ordered, map_unordered
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._stats import AttemptRecorder
 from syncq.pool._task import (
@@ -409,44 +408,71 @@ class WorkerPool(Executor):
         """Return an iterator of `fn` applied to the items, in input order.
 
         Unlike `Executor.map`, the input is read lazily: at most `buffersize`
-        calls (default twice `max_workers`) are submitted ahead of the result
+        tasks (default twice `max_workers`) are submitted ahead of the result
         being read, so an endless or huge iterable runs in constant memory.
-        `chunksize` is accepted for compatibility and ignored.
+        With `chunksize` above 1, each task calls `fn` on that many items in
+        turn. Closing the iterator, or dropping it, cancels the tasks that have
+        not started. See `map_ordered` for where errors are raised.
 
         Raises:
-            TimeoutError: A result is not ready `timeout` seconds after this call.
+            TimeoutError: A result is not ready `timeout` seconds, on the pool's
+                clock, after this call.
+            ValueError: `chunksize` is above 1 on a pool with a journal, which
+                can record only importable functions.
         """
-        timeout = check_timeout("timeout", timeout)
-        if buffersize is None:
-            buffersize = 2 * self._max_workers
-        check_int("buffersize", buffersize, minimum=1)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        items = zip(*iterables)
-        futures: deque[Future[T]] = deque(
-            self.submit(fn, *args) for args in itertools.islice(items, buffersize)
+        return map_ordered(
+            self.submit,
+            fn,
+            *iterables,
+            timeout=timeout,
+            chunksize=self._check_chunksize(chunksize),
+            buffersize=self._default_buffersize(buffersize),
+            clock=self._clock,
         )
-        return self._map_results(fn, items, futures, deadline)
 
-    def _map_results(
+    def map_unordered(
         self,
         fn: Callable[..., T],
-        items: Iterator[tuple[Any, ...]],
-        futures: deque[Future[T]],
-        deadline: float | None,
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
     ) -> Iterator[T]:
-        try:
-            while futures:
-                future = futures.popleft()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise FuturesTimeoutError
-                result = future.result(remaining)
-                for args in itertools.islice(items, 1):
-                    futures.append(self.submit(fn, *args))
-                yield result
-        finally:
-            for future in futures:
-                future.cancel()
+        """Return an iterator of `fn` applied to the items, as tasks complete.
+
+        Reads the input as lazily as `map` does. A slow item does not hold back
+        the results of faster ones, and an exception is raised when its task
+        completes. See `map_unordered` in `syncq.pool` for the details.
+
+        Raises:
+            TimeoutError: No task completed before `timeout` seconds, on the
+                pool's clock, after this call.
+            ValueError: `chunksize` is above 1 on a pool with a journal.
+        """
+        return map_unordered(
+            self.submit,
+            fn,
+            *iterables,
+            timeout=timeout,
+            chunksize=self._check_chunksize(chunksize),
+            buffersize=self._default_buffersize(buffersize),
+            clock=self._clock,
+        )
+
+    def _check_chunksize(self, chunksize: int) -> int:
+        chunksize = check_int("chunksize", chunksize, minimum=1)
+        if chunksize > 1 and self._journal is not None:
+            raise ValueError(
+                f"chunksize={chunksize!r} needs a pool without a journal: a "
+                "chunk of calls is not an importable function the journal can "
+                "record; use chunksize=1"
+            )
+        return chunksize
+
+    def _default_buffersize(self, buffersize: int | None) -> int:
+        if buffersize is None:
+            return 2 * self._max_workers
+        return check_int("buffersize", buffersize, minimum=1)
 
     # -- journal ---------------------------------------------------------------
 
@@ -579,6 +605,13 @@ class WorkerPool(Executor):
             if not self._start(task, permit):
                 return
         else:
+            policy = task.retry
+            if policy is not None and policy.budget is not None:
+                # The wait for a token or the breaker may have used the rest.
+                elapsed = self._monotonic() - task.first_started
+                if not policy.within_budget(elapsed):
+                    self._give_up_over_budget(task, permit, elapsed)
+                    return
             with self._lock:
                 self._running += 1
         if self._hooks:
@@ -684,6 +717,27 @@ class WorkerPool(Executor):
             self._idle.notify_all()
         raise _Retired
 
+    def _give_up_over_budget(
+        self, task: Task, permit: Permit | None, elapsed: float
+    ) -> None:
+        """Fail a retry that would start after its policy's budget ran out."""
+        if permit is not None:
+            permit.release()
+        exc = task.last_exception or CancelledError()
+        logger.debug(
+            "task %s gives up before attempt %d: %.3f s since the first, "
+            "past the retry budget",
+            describe(task.fn, task.key),
+            task.attempts + 1,
+            elapsed,
+        )
+        if self._hooks:
+            self._emit("gave_up", task, task.attempts, exc)
+        if self._journal is not None and task.journal_id is not None:
+            self._journal_write(self._journal.fail, task.journal_id, exc)
+        task.fail(exc)
+        self._finish(task, failed=True)
+
     def _fail_before_run(self, task: Task, exc: Exception) -> None:
         if not task.started:
             if not task.future.set_running_or_notify_cancel():
@@ -775,31 +829,28 @@ class WorkerPool(Executor):
     ) -> None:
         task.attempts += 1
         task.last_exception = exc
+        if task.attempts == 1:
+            task.first_started = ended - run_seconds
         if self._hooks:
             self._emit("failed", task, task.attempts, exc)
         policy = task.retry
-        retry = (
-            policy is not None
-            and not self._abort.is_set()
-            and policy.should_retry(exc, task.attempts)
-        )
-        if not retry or policy is None:
+        delay = None
+        if policy is not None and not self._abort.is_set():
+            delay = policy.next_attempt(
+                exc,
+                task.attempts,
+                ended - task.first_started,
+                name=describe(task.fn, task.key),
+            )
+        if delay is None:
             if self._hooks:
                 self._emit("gave_up", task, task.attempts, exc)
             if self._journal is not None and task.journal_id is not None:
                 self._journal_write(self._journal.fail, task.journal_id, exc)
             self._set_outcome(task, run_seconds, ended, exception=exc, raised=True)
             return
-        delay = policy.next_delay(exc, task.attempts)
         if self._journal is not None and task.journal_id is not None:
             self._journal_write(self._journal.retry_later, task.journal_id, exc)
-        logger.debug(
-            "task %s attempt %d failed with %s; retrying in %.3f s",
-            describe(task.fn, task.key),
-            task.attempts,
-            type(exc).__name__,
-            delay,
-        )
         if self._hooks:
             self._emit("retried", task, task.attempts, exc, delay)
         with self._lock:

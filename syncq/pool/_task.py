@@ -23,6 +23,7 @@ class Task:
     __slots__ = (
         "args",
         "attempts",
+        "first_started",
         "fn",
         "future",
         "journal_id",
@@ -54,6 +55,8 @@ class Task:
         self.timeout = timeout
         self.future: PoolFuture[Any] = PoolFuture()
         self.attempts = 0
+        # The pool clock's reading when the first attempt started, once one failed.
+        self.first_started = 0.0
         self.started = False
         self.journal_id: int | None = None
         self.key: str | None = None
