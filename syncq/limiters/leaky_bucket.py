@@ -6,18 +6,18 @@ import collections
 import functools
 import math
 import sys
-import threading
 
 from syncq._checks import check_int, check_non_negative, check_positive, check_timeout
 from syncq.clock import Clock
 from syncq.errors import RateLimitExceeded
 from syncq.limiters._rate import RateSpec, parse_rate
-from syncq.limiters.base import LimiterBase, Reservation, wait_for
+from syncq.limiters._two_phase import TwoPhaseLimiter, Undo
+from syncq.limiters.base import Reservation, wait_for
 
 __all__ = ["LeakyBucket"]
 
 
-class LeakyBucket(LimiterBase):
+class LeakyBucket(TwoPhaseLimiter):
     """A limiter that spaces grants at least ``n / rate`` seconds apart.
 
     This is the leaky bucket used as a meter, computed as the generic cell rate
@@ -46,6 +46,11 @@ class LeakyBucket(LimiterBase):
     the spacing, which is never the case while a reservation waits, so it
     cannot overtake a waiter.
 
+    An `AllOf` that contains the bucket may take tokens at a later time than
+    the bucket alone would, because another limit makes it wait. The bucket
+    counts that grant at the later time, and grants nothing before it, so
+    the bound above holds for the grants in time order.
+
     `max_waiting` bounds the number of reservations that are not yet due. Once
     that many wait, a request that would have to wait is rejected at once:
     `reserve` returns None, and `acquire` returns False, or raises
@@ -71,12 +76,10 @@ class LeakyBucket(LimiterBase):
 
     __slots__ = (
         "_burst",
-        "_lock",
+        "_gate",
         "_max_n",
         "_max_waiting",
-        "_monotonic",
         "_rate",
-        "_serial",
         "_tat",
         "_tolerance",
         "_waiting",
@@ -106,17 +109,15 @@ class LeakyBucket(LimiterBase):
         # The largest n whose n / rate seconds stay below half the largest
         # float, so that adding them to the schedule cannot overflow to inf.
         self._max_n = sys.float_info.max / 2 * min(self._rate, 1.0)
-        # Looked up once, because try_acquire is a hot path.
-        self._monotonic = self._clock.monotonic
 
-        # Guards _tat, _serial and _waiting.
-        self._lock = threading.Lock()
-        # The theoretical arrival time: where the schedule becomes free. A
-        # request may be granted once the clock reaches _tat - _tolerance.
+        # The state below is guarded by _lock.
+        # The theoretical arrival time: where the schedule becomes free.
         self._tat = self._monotonic()
-        # Number of the newest reservation, the only one whose cancel gives back
-        # its place in the schedule (see _cancel_reservation).
-        self._serial = 0
+        # The time from which a request may be granted: _tat - _tolerance, or
+        # the time of the newest grant if that is later, which happens when an
+        # AllOf took tokens at a later time. Before that time, the gate keeps
+        # grants in the order of the schedule.
+        self._gate = self._tat - self._tolerance
         # Ready times of the reservations that were not due when made, by
         # serial, in the order made, which is also the order of ready times.
         # Entries that have fallen due are dropped by _count_waiting, which each
@@ -154,10 +155,14 @@ class LeakyBucket(LimiterBase):
             n = self._check_n(n)
         with self._lock:
             now = self._monotonic()
-            tat = self._tat
-            if now < tat - self._tolerance:
+            if now < self._gate:
                 return False
-            self._tat = (tat if tat > now else now) + n / self._rate
+            tat = self._tat
+            tat = (tat if tat > now else now) + n / self._rate
+            self._tat = tat
+            # Not raised to now when the tolerance puts it earlier: every later
+            # call reads a later clock, so the gate would not stop it anyway.
+            self._gate = tat - self._tolerance
             return True
 
     def retry_after(self, n: float = 1) -> float:
@@ -169,7 +174,7 @@ class LeakyBucket(LimiterBase):
         """
         self._check_n(n)
         with self._lock:
-            wait = self._tat - self._tolerance - self._monotonic()
+            wait = self._gate - self._monotonic()
         return wait if wait > 0 else 0.0
 
     def reserve(
@@ -186,7 +191,7 @@ class LeakyBucket(LimiterBase):
         moving them forward would break their order. Either way the cancelled
         reservation stops counting towards `max_waiting`.
         """
-        reservation, _ = self._reserve(n, timeout)
+        reservation, _ = self._reserve_or_reject(n, timeout)
         return reservation
 
     def acquire(
@@ -203,7 +208,7 @@ class LeakyBucket(LimiterBase):
         it returns False, or raises `RateLimitExceeded` if `raise_on_timeout`
         is true. The exception's message then names `max_waiting`.
         """
-        reservation, queue_full = self._reserve(n, timeout)
+        reservation, queue_full = self._reserve_or_reject(n, timeout)
         if reservation is None:
             if raise_on_timeout:
                 raise self._rejection(n, timeout, queue_full)
@@ -212,7 +217,7 @@ class LeakyBucket(LimiterBase):
         wait_for(reservation, self._clock)
         return True
 
-    def _reserve(
+    def _reserve_or_reject(
         self, n: float, timeout: float | None
     ) -> tuple[Reservation | None, bool]:
         """Reserve as `reserve` does; also return whether a full queue rejected it."""
@@ -220,24 +225,46 @@ class LeakyBucket(LimiterBase):
         max_wait = check_timeout("timeout", timeout)
         with self._lock:
             now = self._monotonic()
-            tat = self._tat
-            ready_at = max(tat - self._tolerance, now)
+            ready_at = self._earliest(n, now, now)
             wait = ready_at - now
             if max_wait is not None and wait > max_wait:
                 return None, False
-            if wait > 0:
-                waiting = self._count_waiting(now)
-                if self._max_waiting is not None and waiting >= self._max_waiting:
-                    return None, True
+            if wait > 0 and not self._can_wait(now):
+                return None, True
+            undo = self._take_at(n, ready_at, now)
 
-            self._tat = (tat if tat > now else now) + n / self._rate
-            self._serial += 1
-            serial = self._serial
-            if wait > 0:
-                self._waiting[serial] = ready_at
-
-        on_cancel = functools.partial(self._cancel_reservation, serial, tat, ready_at)
+        on_cancel = functools.partial(self._undo, undo)
         return Reservation(ready_at, self._clock, on_cancel), False
+
+    def _largest_n(self) -> float:
+        return self._max_n
+
+    def _earliest(self, n: float, now: float, not_before: float) -> float:
+        start = self._gate if self._gate > now else now
+        return start if start > not_before else not_before
+
+    def _can_wait(self, now: float) -> bool:
+        return self._max_waiting is None or (
+            self._count_waiting(now) < self._max_waiting
+        )
+
+    def _take_at(self, n: float, at: float, now: float) -> Undo:
+        previous = (self._tat, self._gate)
+        tat = self._tat
+        tat = (tat if tat > at else at) + n / self._rate
+        self._tat = tat
+        gate = tat - self._tolerance
+        self._gate = gate if gate > at else at
+        self._serial += 1
+        if at > now:
+            self._waiting[self._serial] = at
+        return functools.partial(self._undo_take, self._serial, previous, at)
+
+    def _take_now(self, n: float, now: float) -> None:
+        tat = self._tat
+        tat = (tat if tat > now else now) + n / self._rate
+        self._tat = tat
+        self._gate = tat - self._tolerance
 
     def _count_waiting(self, now: float) -> int:
         """Drop the reservations due by `now` and count the rest, under the lock."""
@@ -246,20 +273,23 @@ class LeakyBucket(LimiterBase):
             waiting.popitem(last=False)
         return len(waiting)
 
-    def _cancel_reservation(
-        self, serial: int, previous_tat: float, ready_at: float
+    def _undo_take(
+        self,
+        serial: int,
+        previous: tuple[float, float],
+        ready_at: float,
+        now: float,
     ) -> None:
-        with self._lock:
-            if self._monotonic() >= ready_at:
-                return
-            # Nothing was granted since this reservation was made, because
-            # try_acquire fails while it waits. So if no reservation followed
-            # it, restoring the schedule from before it undoes it exactly.
-            if serial == self._serial:
-                self._tat = previous_tat
-                # Move past this number, so a second cancel finds no match.
-                self._serial += 1
-            self._waiting.pop(serial, None)
+        if now >= ready_at:
+            return
+        # Nothing was granted since this reservation was made, because the
+        # gate stops every grant until it is due. So if no reservation
+        # followed it, restoring the schedule from before it undoes it exactly.
+        if serial == self._serial:
+            self._tat, self._gate = previous
+            # Move past this number, so a second cancel finds no match.
+            self._serial += 1
+        self._waiting.pop(serial, None)
 
     def _rejection(
         self, n: float, timeout: float | None, queue_full: bool

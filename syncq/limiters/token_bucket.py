@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import functools
-import threading
 
-from syncq._checks import check_positive, check_timeout
+from syncq._checks import check_positive
 from syncq.clock import Clock
 from syncq.limiters._rate import RateSpec, parse_rate
-from syncq.limiters.base import LimiterBase, Reservation
+from syncq.limiters._two_phase import TwoPhaseLimiter, Undo
+from syncq.limiters.base import Reservation
 
 __all__ = ["TokenBucket"]
 
 
-class TokenBucket(LimiterBase):
+class TokenBucket(TwoPhaseLimiter):
     """A limiter that allows bursts up to `capacity` and refills at `rate`.
 
     The bucket starts full and refills continuously:
@@ -27,6 +27,12 @@ class TokenBucket(LimiterBase):
     reservation is due when the tokens it took have been refilled, after every
     earlier reservation. `try_acquire` cannot succeed while there is a debt,
     so it never overtakes a waiter.
+
+    An `AllOf` that contains the bucket may take tokens at a later time than
+    the bucket alone would, because another limit makes it wait. The bucket
+    counts that grant at the later time. Until then, other callers may take
+    tokens that the grant leaves, as long as the grant still finds its
+    tokens when it falls due.
 
     Args:
         rate: Tokens per second as a number, or a string such as ``"5/s"``,
@@ -43,15 +49,7 @@ class TokenBucket(LimiterBase):
             `rate` is a string of an unknown form.
     """
 
-    __slots__ = (
-        "_capacity",
-        "_last",
-        "_lock",
-        "_monotonic",
-        "_rate",
-        "_serial",
-        "_tokens",
-    )
+    __slots__ = ("_capacity", "_last", "_rate", "_tokens")
 
     def __init__(
         self,
@@ -67,17 +65,13 @@ class TokenBucket(LimiterBase):
             capacity = max(1.0, written)
         self._rate = parsed.per_second
         self._capacity = check_positive("capacity", capacity)
-        # Looked up once, because try_acquire is a hot path.
-        self._monotonic = self._clock.monotonic
 
-        # Guards _tokens, _last and _serial.
-        self._lock = threading.Lock()
-        # Tokens at time _last. Negative while reservations wait for refill.
+        # Tokens at time _last, guarded by _lock. Negative while reservations
+        # wait for refill. _last is later than now after an AllOf took tokens
+        # at a later time, and the tokens before it are then
+        # ``_tokens - (_last - t) * rate``.
         self._tokens = self._capacity
         self._last = self._monotonic()
-        # Number of the newest reservation, the only one whose cancel gives back
-        # tokens (see _cancel_reservation).
-        self._serial = 0
 
     @property
     def rate(self) -> float:
@@ -111,11 +105,13 @@ class TokenBucket(LimiterBase):
             # on CPython 3.11, min() of two floats costs about 80 ns against
             # about 10 ns (timeit, one machine), and a whole call about 350 ns.
             tokens = tokens if tokens < self._capacity else self._capacity
-            self._last = now
             if tokens >= n:
                 self._tokens = tokens - n
+                self._last = now
                 return True
-            self._tokens = tokens
+            # A refusal leaves the state as it was, which lets the cancel of a
+            # grant made for a later time tell whether anything was granted
+            # since (see _undo_take).
             return False
 
     def retry_after(self, n: float = 1) -> float:
@@ -137,36 +133,66 @@ class TokenBucket(LimiterBase):
         because later reservations keep their ready times, and tokens returned
         from the middle of the queue would let grants bunch up beyond the rate.
         """
-        n = self._check_n(n)
-        max_wait = check_timeout("timeout", timeout)
-        with self._lock:
-            now = self._monotonic()
-            tokens = self._tokens + (now - self._last) * self._rate
-            tokens = tokens if tokens < self._capacity else self._capacity
-            self._last = now
-            wait = (n - tokens) / self._rate if tokens < n else 0.0
-            if max_wait is not None and wait > max_wait:
-                self._tokens = tokens
-                return None
+        return self._reserve_earliest(n, timeout)
+
+    def _largest_n(self) -> float:
+        return self._capacity
+
+    def _earliest(self, n: float, now: float, not_before: float) -> float:
+        start = not_before if not_before > now else now
+        tokens = self._tokens + (start - self._last) * self._rate
+        if tokens >= n:
+            return start
+        return start + (n - tokens) / self._rate
+
+    def _take_at(self, n: float, at: float, now: float) -> Undo:
+        previous = (self._tokens, self._last)
+        tokens = self._tokens + (now - self._last) * self._rate
+        tokens = tokens if tokens < self._capacity else self._capacity
+        if at > now and tokens + (at - now) * self._rate > self._capacity:
+            # The bucket fills up before `at`, so the grant starts from a full
+            # bucket then. Counting it from now instead would spend tokens
+            # that the refill until `at` would have replaced anyway.
+            self._tokens = self._capacity - n
+            self._last = at
+        else:
             self._tokens = tokens - n
-            self._serial += 1
-            serial = self._serial
+            self._last = now
+        self._serial += 1
+        states = (previous, (self._tokens, self._last))
+        return functools.partial(self._undo_take, self._serial, n, at, states)
 
-        ready_at = now + wait
-        on_cancel = functools.partial(self._cancel_reservation, serial, n, ready_at)
-        return Reservation(ready_at, self._clock, on_cancel)
+    def _take_now(self, n: float, now: float) -> None:
+        tokens = self._tokens + (now - self._last) * self._rate
+        tokens = tokens if tokens < self._capacity else self._capacity
+        self._tokens = tokens - n
+        self._last = now
 
-    def _cancel_reservation(self, serial: int, n: float, ready_at: float) -> None:
-        with self._lock:
-            now = self._monotonic()
-            if serial != self._serial or now >= ready_at:
-                return
+    def _undo_take(
+        self,
+        serial: int,
+        n: float,
+        ready_at: float,
+        states: tuple[tuple[float, float], tuple[float, float]],
+        now: float,
+    ) -> None:
+        """Undo a grant; `states` holds (_tokens, _last) before and after it."""
+        if serial != self._serial or now >= ready_at:
+            return
+        previous, taken = states
+        if (self._tokens, self._last) == taken:
+            # Nothing was granted since, so the state from before is exact.
+            self._tokens, self._last = previous
+        else:
+            # try_acquire granted tokens in the meantime, counted after this
+            # grant's. Adding `n` back now leaves the bucket no fuller than
+            # if this grant had never been made, so the bound still holds.
             tokens = self._tokens + (now - self._last) * self._rate + n
             self._tokens = tokens if tokens < self._capacity else self._capacity
             self._last = now
-            # Move past this number, so a second cancel of the same reservation
-            # finds no match and returns nothing.
-            self._serial += 1
+        # Move past this number, so a second cancel of the same reservation
+        # finds no match and returns nothing.
+        self._serial += 1
 
     def _check_n(self, n: object) -> float:
         tokens = check_positive("n", n)

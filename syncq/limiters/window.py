@@ -5,23 +5,23 @@ from __future__ import annotations
 import collections
 import functools
 import math
-import threading
 from typing import TypeVar
 
-from syncq._checks import check_positive, check_timeout
+from syncq._checks import check_positive
 from syncq.clock import Clock
 from syncq.limiters._rate import parse_rate
-from syncq.limiters.base import LimiterBase, Reservation
+from syncq.limiters._two_phase import TwoPhaseLimiter, Undo
+from syncq.limiters.base import Reservation
 
 __all__ = ["FixedWindow", "SlidingWindow"]
 
 _W = TypeVar("_W", bound="_WindowLimiter")
 
 
-class _WindowLimiter(LimiterBase):
+class _WindowLimiter(TwoPhaseLimiter):
     """The parameters and checks that both window limiters share."""
 
-    __slots__ = ("_limit", "_lock", "_monotonic", "_serial", "_window")
+    __slots__ = ("_limit", "_window")
 
     def __init__(
         self, limit: float, window: float, *, clock: Clock | None = None
@@ -29,13 +29,6 @@ class _WindowLimiter(LimiterBase):
         super().__init__(clock)
         self._limit = check_positive("limit", limit)
         self._window = check_positive("window", window, unit=" of seconds")
-        # Looked up once, because try_acquire is a hot path.
-        self._monotonic = self._clock.monotonic
-        # Guards _serial and the window state that the subclass keeps.
-        self._lock = threading.Lock()
-        # Number of the newest reservation, the only one whose cancel gives back
-        # tokens, because later reservations were placed after its tokens.
-        self._serial = 0
 
     @classmethod
     def from_rate(cls: type[_W], rate: str, *, clock: Clock | None = None) -> _W:
@@ -69,6 +62,9 @@ class _WindowLimiter(LimiterBase):
     def window(self) -> float:
         """The length of a window in seconds."""
         return self._window
+
+    def _largest_n(self) -> float:
+        return self._limit
 
     def _check_n(self, n: object) -> float:
         tokens = check_positive("n", n)
@@ -104,6 +100,10 @@ class FixedWindow(_WindowLimiter):
     a small request does not take room that is left in a window that an earlier,
     larger request had to skip. That room stays unused. `try_acquire` fails
     while a reservation waits for a later window.
+
+    An `AllOf` that contains the limiter may take tokens at a later time than
+    the limiter alone would, because another limit makes it wait. They count
+    in the window that contains that time.
 
     Tokens are counted as floats, so fractional requests are allowed. Their sums are
     subject to float rounding, and whole numbers of tokens are exact.
@@ -182,44 +182,54 @@ class FixedWindow(_WindowLimiter):
         no reservation was made after it. Otherwise the tokens are forfeited,
         because later reservations have been placed in windows after them.
         """
-        n = self._check_n(n)
-        max_wait = check_timeout("timeout", timeout)
-        with self._lock:
-            now = self._monotonic()
-            if now >= self._next_start:
-                self._open_window(math.floor(now / self._window))
-            fits = self._used + n <= self._limit
-            ready_at = max(self._start, now) if fits else self._next_start
-            if max_wait is not None and ready_at - now > max_wait:
-                return None
+        return self._reserve_earliest(n, timeout)
 
-            previous = (self._index, self._start, self._next_start, self._used)
-            if fits:
-                self._used += n
-            else:
-                self._index += 1
-                self._start = self._next_start
-                self._next_start = self._window_start(self._index + 1)
-                self._used = n
-            self._serial += 1
-            serial = self._serial
+    def _earliest(self, n: float, now: float, not_before: float) -> float:
+        start = not_before if not_before > now else now
+        if start >= self._next_start:
+            # A window after the newest one has nothing counted in it yet.
+            return start
+        if self._used + n <= self._limit:
+            return start if start > self._start else self._start
+        return self._next_start
 
-        on_cancel = functools.partial(
-            self._cancel_reservation, serial, ready_at, previous
-        )
-        return Reservation(ready_at, self._clock, on_cancel)
+    def _take_at(self, n: float, at: float, now: float) -> Undo:
+        if now >= self._next_start:
+            self._open_window(math.floor(now / self._window))
+        previous = (self._index, self._start, self._next_start, self._used)
+        if at >= self._next_start:
+            self._open_window(math.floor(at / self._window))
+            self._used = n
+        else:
+            self._used += n
+        self._serial += 1
+        return functools.partial(self._undo_take, self._serial, n, at, previous)
 
-    def _cancel_reservation(
-        self, serial: int, ready_at: float, previous: tuple[int, float, float, float]
+    def _take_now(self, n: float, now: float) -> None:
+        if now >= self._next_start:
+            self._open_window(math.floor(now / self._window))
+        self._used += n
+
+    def _undo_take(
+        self,
+        serial: int,
+        n: float,
+        ready_at: float,
+        previous: tuple[int, float, float, float],
+        now: float,
     ) -> None:
-        with self._lock:
-            if serial != self._serial or self._monotonic() >= ready_at:
-                return
-            # Nothing else changed since the reservation: try_acquire fails
-            # while it waits, and any later reservation would have a new serial.
+        if serial != self._serial or now >= ready_at:
+            return
+        if self._index != previous[0] and self._start > now:
+            # The grant opened a window that has not begun, so nothing else
+            # is counted in it: the windows from before are restored exactly.
             self._index, self._start, self._next_start, self._used = previous
-            # Move past this number, so a second cancel finds no match.
-            self._serial += 1
+        else:
+            # The window holds other grants, or has begun and try_acquire may
+            # have counted tokens in it since, so only these tokens come off.
+            self._used -= n
+        # Move past this number, so a second cancel finds no match.
+        self._serial += 1
 
     def _open_window(self, index: int) -> None:
         """Make window `index` the newest, with nothing counted in it yet."""
@@ -259,7 +269,9 @@ class SlidingWindow(_WindowLimiter):
     A reservation is due at the earliest time, and no earlier than the
     reservation before it, at which granting it keeps the bound, given every
     earlier grant and reservation. `try_acquire` fails while a reservation
-    waits.
+    waits. An `AllOf` that contains the limiter may take tokens at a later
+    time than the limiter alone would, because another limit makes it wait.
+    That grant then counts from the later time, as a reservation does.
 
     The limiter stores one entry per grant time that may still count, in time
     order. Grants at the same time share an entry. With whole numbers of
@@ -335,50 +347,46 @@ class SlidingWindow(_WindowLimiter):
         because later reservations keep their ready times, which were computed
         with these tokens counted.
         """
-        n = self._check_n(n)
-        max_wait = check_timeout("timeout", timeout)
-        with self._lock:
-            now = self._monotonic()
-            previous_ready = self._last_ready
-            start = previous_ready if previous_ready > now else now
-            # Entries expired at `start` cannot matter to this request or to
-            # any later one, even if this reservation is cancelled, because
-            # every request is due at `start` or later.
-            self._drop_expired(start)
-            ready_at = self._earliest_grant(start, n)
-            if max_wait is not None and ready_at - now > max_wait:
-                return None
+        return self._reserve_earliest(n, timeout)
 
-            replaced = self._record(ready_at, n)
-            self._last_ready = ready_at
-            self._serial += 1
-            serial = self._serial
+    def _earliest(self, n: float, now: float, not_before: float) -> float:
+        start = self._last_ready if self._last_ready > now else now
+        # Entries expired at `start` cannot matter to any request, because
+        # every request is granted at `start` or later, so they can go now.
+        self._drop_expired(start)
+        return self._earliest_grant(max(start, not_before), n)
 
-        on_cancel = functools.partial(
-            self._cancel_reservation, serial, n, ready_at, previous_ready, replaced
-        )
-        return Reservation(ready_at, self._clock, on_cancel)
+    def _take_at(self, n: float, at: float, now: float) -> Undo:
+        previous = (self._last_ready, self._record(at, n))
+        self._last_ready = at
+        self._serial += 1
+        return functools.partial(self._undo_take, self._serial, n, at, previous)
 
-    def _cancel_reservation(
+    def _take_now(self, n: float, now: float) -> None:
+        self._drop_expired(now)
+        self._record(now, n)
+
+    def _undo_take(
         self,
         serial: int,
         n: float,
         ready_at: float,
-        previous_ready: float,
-        replaced: tuple[float, float] | None,
+        previous: tuple[float, tuple[float, float] | None],
+        now: float,
     ) -> None:
-        with self._lock:
-            if serial != self._serial or self._monotonic() >= ready_at:
-                return
-            # The reservation's entry is still the newest, because try_acquire
-            # fails while it waits and a later reservation has a new serial.
-            self._entries.pop()
-            if replaced is not None:
-                self._entries.append(replaced)
-            self._total -= n
-            self._last_ready = previous_ready
-            # Move past this number, so a second cancel finds no match.
-            self._serial += 1
+        """Undo a grant; `previous` holds _last_ready and the entry it replaced."""
+        if serial != self._serial or now >= ready_at:
+            return
+        previous_ready, replaced = previous
+        # The reservation's entry is still the newest, because try_acquire
+        # fails while it waits and a later reservation has a new serial.
+        self._entries.pop()
+        if replaced is not None:
+            self._entries.append(replaced)
+        self._total -= n
+        self._last_ready = previous_ready
+        # Move past this number, so a second cancel finds no match.
+        self._serial += 1
 
     def _drop_expired(self, now: float) -> None:
         """Drop the entries that no longer count at time `now`."""
