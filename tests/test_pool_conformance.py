@@ -4,10 +4,8 @@ Every test body runs once on ``ThreadPoolExecutor`` and once on ``WorkerPool``,
 through the `executor_kind` fixture, so a pass shows that both executors behave
 as the `concurrent.futures` documentation describes. Where WorkerPool differs on
 purpose, as docs/pool.md or its docstrings state, `TestDocumentedDifferences`
-asserts what each executor does. Where WorkerPool differs by a bug, the test
-overrides `executor_kind` so that only its WorkerPool case is a strict expected
-failure, with the reason. A third kind, ``limited-pool``, is a WorkerPool with a
-rate limit, for a bug that only that path has.
+asserts what each executor does. A third kind, ``limited-pool``, is a WorkerPool
+with a rate limit, whose workers take another path to a cancelled task.
 
 `Future.result`, `wait` and `map` time out on the real monotonic clock in both
 executors, so the timeout tests wait for real deadlines of at most 0.2 s. The
@@ -67,18 +65,6 @@ BUILDERS: dict[str, Callable[[int], Executor]] = {
     **conformance_child.EXECUTORS,
     "limited-pool": _limited_pool,
 }
-
-
-def pool_bug(reason: str, *, bugged: str = "pool") -> pytest.MarkDecorator:
-    """Run a test on every kind, expecting the run on `bugged` to fail.
-
-    The parametrization replaces the `executor_kind` fixture's own values, so
-    `bugged` may also be a kind that the fixture does not run by default.
-    """
-    kinds: list[Any] = [kind for kind in DEFAULT_KINDS if kind != bugged]
-    xfail = pytest.mark.xfail(strict=True, reason=reason)
-    kinds.append(pytest.param(bugged, marks=xfail))
-    return pytest.mark.parametrize("executor_kind", kinds)
 
 
 @pytest.fixture(params=DEFAULT_KINDS)
@@ -828,11 +814,7 @@ class TestWaitAndAsCompleted:
         assert not_done == {blocked}
         gate.opened.set()
 
-    @pool_bug(
-        "with a rate limit or a breaker, WorkerPool drops a cancelled task "
-        "without set_running_or_notify_cancel(), so wait() never sees it done",
-        bugged="limited-pool",
-    )
+    @pytest.mark.parametrize("executor_kind", [*DEFAULT_KINDS, "limited-pool"])
     def test_wait_counts_future_cancelled_in_queue(
         self, make_executor: ExecutorFactory
     ) -> None:
@@ -953,10 +935,6 @@ class TestInterpreterExit:
         assert "main exits with 0 done" in lines
         assert _queued_runs(lines) == ["ran 0", "ran 1", "ran 2", "ran 3"]
 
-    @pool_bug(
-        "WorkerPool drains its queue in an atexit handler, which runs after "
-        "the handlers registered later, while ThreadPoolExecutor drains first"
-    )
     def test_interpreter_exit_drains_before_atexit(self, executor_kind: str) -> None:
         child = _run_child("exit", executor_kind)
 

@@ -248,38 +248,76 @@ class TestJoin:
 
 
 def run_script(
-    code: str, tmp_path: Path, *, interrupt: bool = False
+    code: str, tmp_path: Path, *, interrupt_after: tuple[str, ...] = ()
 ) -> tuple[int, str]:
-    """Run `code` in a child interpreter; return its exit status and stderr.
+    """Run `code` in a child interpreter; return its exit status and output.
 
-    With `interrupt`, send SIGINT once the child prints the line "running".
+    For each text in `interrupt_after`, wait until a line of the child's output
+    (stdout and stderr together) contains it, then send the child SIGINT.
     """
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(code))
+    lines: list[str] = []
     with subprocess.Popen(
         [sys.executable, str(script), str(tmp_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     ) as process:
         try:
-            if interrupt:
-                assert process.stdout is not None
-                assert process.stdout.readline().strip() == "running"
+            assert process.stdout is not None
+            for marker in interrupt_after:
+                while not lines or marker not in lines[-1]:
+                    line = process.stdout.readline()
+                    assert line, f"the child ended before printing {marker!r}"
+                    lines.append(line)
                 process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=WAIT)
+            rest, _ = process.communicate(timeout=WAIT)
+            lines.append(rest)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.communicate(timeout=WAIT)
-    return process.returncode, stderr
+    return process.returncode, "".join(lines)
+
+
+# The child's tasks: each of the first two records its start, then blocks.
+BLOCKING_SCRIPT = """
+    import logging, signal, sys, threading
+    from pathlib import Path
+    from syncq import WorkerPool
+
+    logging.basicConfig(level=logging.WARNING)
+    out = Path(sys.argv[1])
+    release = threading.Event()
+    started = threading.Barrier(3)
+
+    def block(i):
+        (out / f"started-{i}").write_text("")
+        started.wait()
+        release.wait(BLOCK_SECONDS)
+        (out / f"finished-{i}").write_text("")
+
+    ON_SIGINT
+    pool = WorkerPool(2)
+    futures = [pool.submit(block, i) for i in range(10)]
+    started.wait()
+    print("running", flush=True)
+    futures[-1].result()
+"""
+
+
+def blocking_script(block_seconds: float, on_sigint: str) -> str:
+    """Return the blocking script with its wait and its SIGINT handler filled in."""
+    script = BLOCKING_SCRIPT.replace("BLOCK_SECONDS", repr(block_seconds))
+    return script.replace("ON_SIGINT", on_sigint)
 
 
 class TestInterpreterExit:
     @pytest.mark.timeout(20)
     def test_queued_work_finishes_at_exit(self, tmp_path: Path) -> None:
-        status, stderr = run_script(
+        status, output = run_script(
             """
             import sys, time
             from pathlib import Path
@@ -297,68 +335,76 @@ class TestInterpreterExit:
             tmp_path,
         )
 
-        assert status == 0, stderr
+        assert status == 0, output
         assert len(list(tmp_path.glob("done-*"))) == 10
 
     @pytest.mark.timeout(20)
-    def test_ctrl_c_exits_promptly(self, tmp_path: Path) -> None:
-        # The tasks never end on their own; only an exit that does not wait for
-        # them lets the child finish within the test's wait.
-        status, stderr = run_script(
-            """
-            import sys, threading
-            from pathlib import Path
-            from syncq import WorkerPool
-
-            out = Path(sys.argv[1])
-            forever = threading.Event()
-            started = threading.Barrier(3)
-            def block(i):
-                (out / f"started-{i}").write_text("")
-                started.wait()
-                forever.wait()
-
-            pool = WorkerPool(2)
-            futures = [pool.submit(block, i) for i in range(10)]
-            started.wait()
-            print("running", flush=True)
-            futures[0].result()
-            """,
+    def test_ctrl_c_cancels_queue_and_waits(self, tmp_path: Path) -> None:
+        # The running tasks end 0.3 s after the interrupt, and the exit waits.
+        on_sigint = (
+            "signal.signal(signal.SIGINT, lambda signum, frame: "
+            "(threading.Timer(0.3, release.set).start(), "
+            "signal.default_int_handler(signum, frame)))"
+        )
+        status, output = run_script(
+            blocking_script(WAIT, on_sigint),
             tmp_path,
-            interrupt=True,
+            interrupt_after=("running",),
         )
 
-        assert status in (-signal.SIGINT, 128 + signal.SIGINT), stderr
-        assert "KeyboardInterrupt" in stderr
-        # Only the two tasks that were running ever started.
+        assert status == -signal.SIGINT, output
+        assert "KeyboardInterrupt" in output
+        assert "cancelled 8 waiting tasks" in output
         assert len(list(tmp_path.glob("started-*"))) == 2
+        assert len(list(tmp_path.glob("finished-*"))) == 2
 
     @pytest.mark.timeout(20)
-    def test_ctrl_c_in_with_block_then_again_exits(self, tmp_path: Path) -> None:
-        # The first Ctrl-C cancels the queue and waits for running tasks; the
-        # interpreter must not then wait for them a second time at exit.
-        status, stderr = run_script(
+    def test_second_ctrl_c_stops_waiting(self, tmp_path: Path) -> None:
+        # The running tasks would block far longer than the test waits.
+        status, output = run_script(
+            blocking_script(60, ""),
+            tmp_path,
+            interrupt_after=("running", "press Ctrl-C again"),
+        )
+
+        assert status == -signal.SIGINT, output
+        assert "not waiting for running tasks" in output
+        assert len(list(tmp_path.glob("started-*"))) == 2
+        assert list(tmp_path.glob("finished-*")) == []
+
+    @pytest.mark.timeout(20)
+    def test_second_ctrl_c_in_with_block_exits(self, tmp_path: Path) -> None:
+        # The first Ctrl-C cancels the queue and waits for the running task; the
+        # second stops that wait, and the exit must not wait once more.
+        status, output = run_script(
             """
-            import os, signal, sys, threading
+            import logging, signal, threading
             from syncq import WorkerPool
 
+            logging.basicConfig(level=logging.WARNING)
+
+            def on_sigint(signum, frame):
+                # Tell the test once __exit__ has had time to start waiting.
+                timer = threading.Timer(0.2, print, ("interrupted",), {"flush": True})
+                timer.start()
+                signal.default_int_handler(signum, frame)
+
+            signal.signal(signal.SIGINT, on_sigint)
             forever = threading.Event()
             started = threading.Barrier(2)
             def block():
                 started.wait()
-                forever.wait()
+                forever.wait(60)
 
             with WorkerPool(1) as pool:
                 pool.submit(block)
                 started.wait()
-                # A second Ctrl-C while __exit__ waits for the running task.
-                threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
                 print("running", flush=True)
-                forever.wait()
+                forever.wait(60)
             """,
             tmp_path,
-            interrupt=True,
+            interrupt_after=("running", "interrupted"),
         )
 
-        assert status in (-signal.SIGINT, 128 + signal.SIGINT), stderr
-        assert "KeyboardInterrupt" in stderr
+        assert status == -signal.SIGINT, output
+        assert "does not wait for 1 running tasks" in output

@@ -70,18 +70,27 @@ def _shutdown_live_pools() -> None:
     # Workers are daemon threads, so idle workers of a pool nobody shut down do
     # not keep the interpreter alive. At exit, queued work still finishes, as
     # with ThreadPoolExecutor, so a task that never returns blocks the exit.
-    # After Ctrl-C, though, the user wants out: what has not started is
-    # cancelled, and running tasks are left to die with the interpreter.
+    # A program ending on Ctrl-C wants out instead: what has not started is
+    # cancelled, and only running tasks are waited for, until a second Ctrl-C.
     last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
     interrupted = isinstance(last, KeyboardInterrupt)
-    for pool in list(_live_pools):
-        if interrupted or pool._abort.is_set():
-            pool._abandon_at_exit()
-        else:
-            pool.shutdown(wait=True)
+    try:
+        for pool in list(_live_pools):
+            if pool._forsaken:
+                pool._leave_running_tasks()
+            elif interrupted:
+                pool._cancel_at_exit()
+            else:
+                pool.shutdown(wait=True)
+    except KeyboardInterrupt:
+        logger.warning("interrupted again at exit; not waiting for running tasks")
 
 
-atexit.register(_shutdown_live_pools)
+# Like ThreadPoolExecutor, drain before the atexit handlers run, since those may
+# tear down what the tasks use. NOTE: threading._register_atexit is private; it
+# exists from Python 3.9, and atexit is the fallback.
+_register_atexit = getattr(threading, "_register_atexit", atexit.register)
+_register_atexit(_shutdown_live_pools)
 
 
 class WorkerPool(Executor):
@@ -157,35 +166,7 @@ class WorkerPool(Executor):
         # Replaced, never changed in place, so workers read it without the lock.
         self._hooks = check_hooks(hooks)
 
-        # Guards every field below up to the threads, and the counters. Notified
-        # (as _idle) when the last outstanding task finishes and when a pending
-        # slot frees up.
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._shutdown = False
-        self._stopped = False
-        self._outstanding = 0
-        self._pending = 0
-        self._running = 0
-        self._submitted = 0
-        self._succeeded = 0
-        self._failed = 0
-        self._cancelled = 0
-        self._retried = 0
-        self._timed_out = 0
-        # Timed-out attempts whose functions still run, each on a thread of its
-        # own that no longer counts as a worker.
-        self._abandoned = 0
-        # Threads waiting in join().
-        self._joiners = 0
-        # Read by workers without the lock; written under it.
-        self._paused = False
-        # Run times and outcomes of recent attempts, for stats().
-        self._attempts = AttemptRecorder()
-        self._held: list[Task] = []
-        self._by_key: dict[str, Future[Any]] = {}
-        self._threads: list[threading.Thread] = []
-        self._worker_numbers = itertools.count()
+        self._init_state()
 
         self._ready = ReadyQueue()
         # Set when tasks that have not started are cancelled, to wake workers
@@ -211,6 +192,41 @@ class WorkerPool(Executor):
         if breaker is not None:
             breaker.add_listener(self._on_breaker_change)
         _live_pools.add(self)
+
+    def _init_state(self) -> None:
+        """Set up the lock, the flags and the counters that it guards."""
+        # Guards every field below up to the threads, and the counters. Notified
+        # (as _idle) when the last outstanding task finishes and when a pending
+        # slot frees up.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._shutdown = False
+        self._stopped = False
+        self._outstanding = 0
+        self._pending = 0
+        self._running = 0
+        self._submitted = 0
+        self._succeeded = 0
+        self._failed = 0
+        self._cancelled = 0
+        self._retried = 0
+        self._timed_out = 0
+        # Timed-out attempts whose functions still run, each on a thread of its
+        # own that no longer counts as a worker.
+        self._abandoned = 0
+        # Threads waiting in join().
+        self._joiners = 0
+        # Read by workers without the lock; written under it.
+        self._paused = False
+        # Set when a second Ctrl-C stopped the wait in __exit__; the exit
+        # handler then does not wait again.
+        self._forsaken = False
+        # Run times and outcomes of recent attempts, for stats().
+        self._attempts = AttemptRecorder()
+        self._held: list[Task] = []
+        self._by_key: dict[str, Future[Any]] = {}
+        self._threads: list[threading.Thread] = []
+        self._worker_numbers = itertools.count()
 
     # -- submitting ------------------------------------------------------------
 
@@ -581,6 +597,9 @@ class WorkerPool(Executor):
         # queue. Without either, _start finds out as cheaply.
         waits = self._breaker is not None or self._limiter is not None
         if waits and not task.started and task.future.cancelled():
+            # Moves the future to its final state, which wakes wait() and
+            # as_completed() callers.
+            task.future.set_running_or_notify_cancel()
             self._finish(task, cancelled=True)
             return
         permit = None
@@ -956,7 +975,8 @@ class WorkerPool(Executor):
     def _abandon(self, task: Task) -> None:
         """Cancel a task that has not started, or fail one waiting for a retry."""
         if not task.started:
-            task.future.cancel()
+            if task.future.cancel():
+                task.future.set_running_or_notify_cancel()
             self._finish(task, cancelled=True)
             return
         exc = task.last_exception or CancelledError()
@@ -1102,20 +1122,37 @@ class WorkerPool(Executor):
             )
         self._join()
 
-    def _abandon_at_exit(self) -> None:
-        """Cancel what has not started and leave running tasks to the exit."""
-        with self._lock:
-            self._shutdown = True
-            self._paused = False
-            self._idle.notify_all()
-            running = self._running
+    def _cancel_at_exit(self) -> None:
+        """Cancel what has not started and wait for the running tasks."""
+        self.shutdown(wait=False)
         cancelled = self._cancel_waiting()
-        if running or cancelled:
+        with self._lock:
+            running = self._running
+        if running:
             logger.warning(
-                "interpreter exiting after an interrupt: pool %s cancelled %d "
-                "waiting tasks and does not wait for %d running tasks",
+                "interrupted: pool %s cancelled %d waiting tasks and waits for %d "
+                "running tasks; press Ctrl-C again to stop waiting",
                 self._thread_name_prefix,
                 cancelled,
+                running,
+            )
+        elif cancelled:
+            logger.info(
+                "interrupted: pool %s cancelled %d waiting tasks",
+                self._thread_name_prefix,
+                cancelled,
+            )
+        self._join()
+
+    def _leave_running_tasks(self) -> None:
+        """Stop a pool whose running tasks the user chose not to wait for."""
+        with self._lock:
+            running = self._running
+        if running:
+            logger.warning(
+                "pool %s does not wait for %d running tasks; they end with the "
+                "interpreter",
+                self._thread_name_prefix,
                 running,
             )
         _live_pools.discard(self)
@@ -1233,7 +1270,11 @@ class WorkerPool(Executor):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         # On Ctrl-C, cancel what has not started instead of running it all.
         cancel = isinstance(exc, KeyboardInterrupt)
-        self.shutdown(wait=True, cancel_futures=cancel)
+        try:
+            self.shutdown(wait=True, cancel_futures=cancel)
+        except KeyboardInterrupt:
+            self._forsaken = True
+            raise
 
     def __repr__(self) -> str:
         return f"WorkerPool(max_workers={self._max_workers})"
