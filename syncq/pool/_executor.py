@@ -23,7 +23,7 @@ from syncq._checks import (
     check_priority,
     check_timeout,
 )
-from syncq.clock import SYSTEM_CLOCK, Clock
+from syncq.clock import SYSTEM_CLOCK, Clock, SystemClock
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed, TaskTimeout
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
@@ -161,8 +161,13 @@ class WorkerPool(Executor):
             self._task_timeout = None
         self._thread_name_prefix = thread_name_prefix
         self._clock = _check_clock(clock)
-        # Looked up once, because every attempt reads it twice.
-        self._monotonic = self._clock.monotonic
+        # Looked up once, because every attempt reads it twice; the system
+        # clock's own method only wraps time.monotonic.
+        self._monotonic: Callable[[], float] = (
+            time.monotonic
+            if isinstance(self._clock, SystemClock)
+            else self._clock.monotonic
+        )
         # Replaced, never changed in place, so workers read it without the lock.
         self._hooks = check_hooks(hooks)
 
