@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import operator
 import queue
@@ -111,6 +112,30 @@ class TestDelayedStart:
                 pool.options(block=False).submit(operator.add, 2, 2)
             assert pool.stats().queued == 1
             clock.advance(60)
+
+    @pytest.mark.timeout(10)
+    def test_cancelled_delayed_task_frees_its_slot(self, clock: FakeClock) -> None:
+        with WorkerPool(1, max_pending=1, clock=clock) as pool:
+            delayed = pool.options(delay=60).submit(operator.add, 1, 1)
+            assert delayed.cancel()
+
+            other = pool.options(block=False).submit(operator.add, 2, 2)
+            assert other.result(WAIT) == 4
+            assert pool.stats().cancelled == 1
+            assert pool.join(0)
+
+    @pytest.mark.timeout(10)
+    def test_cancelled_delayed_task_wakes_wait(self, clock: FakeClock) -> None:
+        with WorkerPool(1, clock=clock) as pool:
+            delayed = pool.options(delay=60).submit(operator.add, 1, 1)
+            waiter = threading.Thread(target=concurrent.futures.wait, args=([delayed],))
+            waiter.start()
+            # Real time for the waiter to block in wait() before the cancel.
+            threading.Event().wait(0.05)
+            delayed.cancel()
+            waiter.join(WAIT)
+
+            assert not waiter.is_alive()
 
     @pytest.mark.timeout(10)
     def test_close_cancels_delayed_task(self, clock: FakeClock) -> None:

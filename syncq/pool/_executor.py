@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import itertools
 import logging
 import math
@@ -360,14 +361,24 @@ class WorkerPool(Executor):
 
     def _enqueue(self, task: Task, options: Options) -> None:
         """Queue an admitted task, or hand it to the timer if it starts later."""
-        # NOTE: a delayed task whose future is cancelled keeps its max_pending
-        # slot until its start time, when a worker drops it.
         if options.delay is not None:
             self._timer.schedule(task, options.delay)
         elif options.start_at is not None:
             self._timer.schedule_at(task, options.start_at)
         else:
             self._ready.put(task, priority=task.priority)
+            return
+        # Through Future's own method, so that this callback does not count as
+        # someone reading the task's outcome (see PoolFuture).
+        Future.add_done_callback(
+            task.future, functools.partial(self._drop_if_cancelled, task)
+        )
+
+    def _drop_if_cancelled(self, task: Task, future: Future[Any]) -> None:
+        """Free the pending slot of a delayed task cancelled before its start."""
+        if future.cancelled() and self._timer.discard(task):
+            future.set_running_or_notify_cancel()
+            self._finish(task, cancelled=True)
 
     def _reserve_slot(
         self, block: bool, block_timeout: float | None, *, bounded: bool = True

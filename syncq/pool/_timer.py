@@ -59,6 +59,18 @@ class Timer:
                 self._thread.start()
             self._changed.notify()
 
+    def discard(self, task: Task) -> bool:
+        """Remove `task` if it is still scheduled, and return whether it was."""
+        with self._changed:
+            for index, entry in enumerate(self._heap):
+                if entry[2] is task:
+                    # The last entry fills the hole, and heapify restores order.
+                    self._heap[index] = self._heap[-1]
+                    self._heap.pop()
+                    heapq.heapify(self._heap)
+                    return True
+        return False
+
     def clear(self) -> list[Task]:
         """Remove every scheduled task and return them."""
         with self._changed:
