@@ -10,6 +10,7 @@ import pytest
 
 from syncq.errors import RateLimitExceeded
 from syncq.limiters import (
+    AllOf,
     FixedWindow,
     LeakyBucket,
     Limiter,
@@ -29,6 +30,10 @@ FACTORIES: dict[str, Factory] = {
     "fixed_window": lambda clock: FixedWindow(1, 1.0, clock=clock),
     "sliding_window": lambda clock: SlidingWindow(1, 1.0, clock=clock),
     "leaky_bucket": lambda clock: LeakyBucket(1.0, clock=clock),
+    # The bucket allows a burst of 5, so the window sets the pace.
+    "all_of": lambda clock: AllOf(
+        TokenBucket(10.0, capacity=5, clock=clock), SlidingWindow(1, 1.0, clock=clock)
+    ),
 }
 
 

@@ -36,7 +36,8 @@ class TwoPhaseLimiter(LimiterBase):
       returns an `Undo` that gives them back under the limiter's cancel
       rule. `at` must be a time for which ``_earliest(n, now, at) == at``.
     - `_take_now(n, now)` counts `n` tokens as granted now, like
-      ``_take_at(n, now, now)`` but with nothing to undo.
+      ``_take_at(n, now, now)`` but with nothing to undo. It too requires
+      ``_earliest(n, now, now) == now``.
     - `_can_wait(now)` returns False if the limiter rejects a reservation
       that has to wait, as a full queue does.
 
@@ -55,7 +56,7 @@ class TwoPhaseLimiter(LimiterBase):
         # Guards _serial and the state that the subclass keeps.
         self._lock = threading.Lock()
         # Number of the newest reservation. Cancelling an older one returns
-        # less, or nothing, as the subclass's cancel rule says.
+        # less, or nothing, under the subclass's cancel rule.
         self._serial = 0
 
     @abc.abstractmethod

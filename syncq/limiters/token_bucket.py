@@ -109,9 +109,9 @@ class TokenBucket(TwoPhaseLimiter):
                 self._tokens = tokens - n
                 self._last = now
                 return True
-            # A refusal leaves the state as it was, which lets the cancel of a
-            # grant made for a later time tell whether anything was granted
-            # since (see _undo_take).
+            # A rejected request leaves the state as it was, which lets the
+            # cancel of a grant made for a later time tell whether anything
+            # was granted since (see _undo_take).
             return False
 
     def retry_after(self, n: float = 1) -> float:
@@ -176,11 +176,11 @@ class TokenBucket(TwoPhaseLimiter):
         states: tuple[tuple[float, float], tuple[float, float]],
         now: float,
     ) -> None:
-        """Undo a grant; `states` holds (_tokens, _last) before and after it."""
+        """Undo a grant, given (_tokens, _last) before and after it in `states`."""
         if serial != self._serial or now >= ready_at:
             return
-        previous, taken = states
-        if (self._tokens, self._last) == taken:
+        previous, after = states
+        if (self._tokens, self._last) == after:
             # Nothing was granted since, so the state from before is exact.
             self._tokens, self._last = previous
         else:

@@ -225,8 +225,8 @@ class FixedWindow(_WindowLimiter):
             # is counted in it: the windows from before are restored exactly.
             self._index, self._start, self._next_start, self._used = previous
         else:
-            # The window holds other grants, or has begun and try_acquire may
-            # have counted tokens in it since, so only these tokens come off.
+            # The window contains other grants, or has begun and try_acquire
+            # may have counted tokens in it since, so only these tokens come off.
             self._used -= n
         # Move past this number, so a second cancel finds no match.
         self._serial += 1
@@ -363,7 +363,7 @@ class SlidingWindow(_WindowLimiter):
         return functools.partial(self._undo_take, self._serial, n, at, previous)
 
     def _take_now(self, n: float, now: float) -> None:
-        self._drop_expired(now)
+        # _earliest has just dropped the entries expired at `now`.
         self._record(now, n)
 
     def _undo_take(
@@ -374,7 +374,7 @@ class SlidingWindow(_WindowLimiter):
         previous: tuple[float, tuple[float, float] | None],
         now: float,
     ) -> None:
-        """Undo a grant; `previous` holds _last_ready and the entry it replaced."""
+        """Undo a grant, given _last_ready and the entry it replaced in `previous`."""
         if serial != self._serial or now >= ready_at:
             return
         previous_ready, replaced = previous
