@@ -7,6 +7,8 @@ then on four threads sharing one limiter. A plain token bucket written here, a
 lock around the refill arithmetic and nothing else, is the floor that syncq is
 measured against. Each of syncq's limiters sits next to the peers that use the
 same algorithm. The keyed rows spread their calls over 1,000 keys in turn.
+The combined rows enforce two limits at once, a second's and a minute's (in
+the rejected state an hour's and a day's), each with a sliding log.
 
 Run from the repository root::
 
@@ -43,6 +45,7 @@ from benchmarks._harness import (
     time_cases,
 )
 from syncq import FixedWindow, KeyedLimiter, LeakyBucket, SlidingWindow, TokenBucket
+from syncq.limiters import AllOf
 
 PEERS = ("pyrate-limiter", "limits", "token-bucket")
 
@@ -239,6 +242,21 @@ def _build_syncq_keyed(granted: bool) -> Contender:
     )
 
 
+def _build_syncq_all_of(granted: bool) -> Contender:
+    if granted:
+        limiter = AllOf(
+            SlidingWindow(GRANTED_PER_SECOND, 1.0),
+            SlidingWindow(60 * GRANTED_PER_SECOND, 60.0),
+        )
+    else:
+        limiter = AllOf(
+            SlidingWindow(REJECTED_PER_HOUR, 3600.0),
+            SlidingWindow(2 * REJECTED_PER_HOUR, 86400.0),
+        )
+        limiter.try_acquire()
+    return Contender(_repeat(limiter.try_acquire), limiter.try_acquire)
+
+
 # Peers are imported when their contender is built, so that a peer that is not
 # installed drops out of the tables instead of stopping the benchmark.
 
@@ -278,6 +296,38 @@ def _build_pyrate(granted: bool, *, bucket: str) -> Contender:
     else:
         # A Limiter built from a Rate keeps its log in an InMemoryBucket.
         limiter = Limiter(Rate(limit, interval))
+    try_acquire = limiter.try_acquire
+
+    def probe() -> bool:
+        return try_acquire(KEY, blocking=False) is True
+
+    if not granted:
+        probe()
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            try_acquire(KEY, blocking=False)
+
+    return Contender(loop, probe, limiter.close)
+
+
+def _build_pyrate_two_rates(granted: bool) -> Contender:
+    from pyrate_limiter import Duration, Limiter, Rate  # noqa: PLC0415
+
+    # pyrate-limiter takes a list of rates, ordered from the shortest interval
+    # to the longest. Its InMemoryBucket.put (version 4.6.0) checks each
+    # request against every rate in one list of timestamps.
+    if granted:
+        rates = [
+            Rate(GRANTED_PER_SECOND, Duration.SECOND),
+            Rate(60 * GRANTED_PER_SECOND, Duration.MINUTE),
+        ]
+    else:
+        rates = [
+            Rate(REJECTED_PER_HOUR, Duration.HOUR),
+            Rate(2 * REJECTED_PER_HOUR, Duration.DAY),
+        ]
+    limiter = Limiter(rates)
     try_acquire = limiter.try_acquire
 
     def probe() -> bool:
@@ -406,6 +456,7 @@ SYNCQ_SLIDING = "syncq SlidingWindow.try_acquire"
 SYNCQ_FIXED = "syncq FixedWindow.try_acquire"
 SYNCQ_LEAKY = "syncq LeakyBucket.try_acquire"
 SYNCQ_KEYED = "syncq KeyedLimiter.try_acquire(key)"
+SYNCQ_ALL_OF = "syncq AllOf(2 SlidingWindow).try_acquire"
 
 ENTRIES = (
     Entry(FLOOR, "token bucket", _build_floor, SYNCQ),
@@ -454,6 +505,18 @@ ENTRIES = (
         "leaky bucket (GCRA, StateBucket)",
         _build_pyrate_gcra,
         SYNCQ_LEAKY,
+    ),
+    Entry(
+        SYNCQ_ALL_OF,
+        "two sliding windows (log each)",
+        _build_syncq_all_of,
+        SYNCQ_ALL_OF,
+    ),
+    Entry(
+        "pyrate-limiter Limiter([Rate, Rate]).try_acquire",
+        "two rates on one sliding log (InMemoryBucket)",
+        _build_pyrate_two_rates,
+        SYNCQ_ALL_OF,
     ),
     Entry(
         SYNCQ_KEYED,
