@@ -85,14 +85,13 @@ class AllOf(LimiterBase):
     **Parts shared with other callers.** A part may also be used on its own,
     or in other `AllOf` objects. Its bound still holds over all its grants,
     and grants stay atomic, because an `AllOf` holds the locks of all its
-    parts while it decides and takes. But a part used elsewhere may be due
-    later than this object's other parts need, and then this object's
-    requests wait for it, and its capacity is taken from the others only
-    when a request is granted. Cancelling a reservation returns fewer tokens
-    when another caller has reserved from a part, or taken tokens from a
-    `TokenBucket` part, since. And a `TokenBucket`
-    part may grant other callers, before one of this object's reservations
-    falls due, the tokens that the reservation leaves unused.
+    parts while it decides and takes. But a part that other callers keep
+    busy delays this object's requests, and the capacity of the other parts
+    goes unused meanwhile. Cancelling a reservation returns fewer tokens when
+    another caller has since reserved from a part, or taken tokens from a
+    `TokenBucket` part. Before one of this object's reservations falls due, a
+    `TokenBucket` part may grant other callers the tokens that the
+    reservation leaves unused.
 
     Nested `AllOf` objects are flattened into one. Each limiter may appear
     once. All parts must read the same clock object, which this object also
