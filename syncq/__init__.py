@@ -16,6 +16,7 @@ from syncq.errors import (
 )
 from syncq.journal import Journal, JournalTask, TaskState
 from syncq.limiters import (
+    AllOf,
     FixedWindow,
     KeyedLimiter,
     LeakyBucket,
@@ -38,6 +39,7 @@ from syncq.queue import TaskQueue
 from syncq.retry import Backoff, ExponentialBackoff, FixedBackoff, Retry
 
 __all__ = [
+    "AllOf",
     "Backoff",
     "BreakerMetrics",
     "CircuitBreaker",
