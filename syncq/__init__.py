@@ -31,9 +31,11 @@ from syncq.pool import (
     PoolHooks,
     PoolStats,
     RunTimes,
+    SignalExit,
     TaskEvent,
     TaskOptions,
     WorkerPool,
+    close_on_signals,
 )
 from syncq.queue import TaskQueue
 from syncq.retry import Backoff, ExponentialBackoff, FixedBackoff, Retry
@@ -64,6 +66,7 @@ __all__ = [
     "Reservation",
     "Retry",
     "RunTimes",
+    "SignalExit",
     "SlidingWindow",
     "SyncqError",
     "SystemClock",
@@ -74,6 +77,7 @@ __all__ = [
     "TaskTimeout",
     "TokenBucket",
     "WorkerPool",
+    "close_on_signals",
     "parse_rate",
 ]
 

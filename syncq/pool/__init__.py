@@ -12,6 +12,7 @@ from __future__ import annotations
 from syncq.pool._executor import WorkerPool
 from syncq.pool._hooks import PoolHooks, TaskEvent
 from syncq.pool._map import map_ordered, map_unordered
+from syncq.pool._signals import SignalCloser, SignalExit, close_on_signals
 from syncq.pool._stats import RunTimes
 from syncq.pool._task import PoolStats, TaskOptions
 
@@ -19,9 +20,12 @@ __all__ = [
     "PoolHooks",
     "PoolStats",
     "RunTimes",
+    "SignalCloser",
+    "SignalExit",
     "TaskEvent",
     "TaskOptions",
     "WorkerPool",
+    "close_on_signals",
     "map_ordered",
     "map_unordered",
 ]
