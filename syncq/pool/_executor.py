@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Executor, Future
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
@@ -222,6 +223,8 @@ class WorkerPool(Executor):
         self._abandoned = 0
         # Threads waiting in join().
         self._joiners = 0
+        # One entry per task counted finished whose future is not yet set.
+        self._completing: deque[None] = deque()
         # Read by workers without the lock; written under it.
         self._paused = False
         # Set when a second Ctrl-C stopped the wait in __exit__; the exit
@@ -921,14 +924,23 @@ class WorkerPool(Executor):
         failure to record a success in the journal.
         """
         # Count first, so that stats() read after a future completes include it.
+        # Until the future is set, a token in _completing keeps join() waiting;
+        # deque.append and pop are atomic, so this takes no second lock.
         with self._lock:
             self._running -= 1
             self._attempts.record(run_seconds, raised, ended)
             stop = self._count_finished(task, failed=exception is not None)
-        if exception is None:
-            task.future.set_result(result)
-        else:
-            task.fail(exception)
+            self._completing.append(None)
+        try:
+            if exception is None:
+                task.future.set_result(result)
+            else:
+                task.fail(exception)
+        finally:
+            self._completing.pop()
+        if self._joiners:
+            with self._lock:
+                self._idle.notify_all()
         if stop:
             self._stop()
 
@@ -1086,7 +1098,9 @@ class WorkerPool(Executor):
         with self._lock:
             self._joiners += 1
             try:
-                return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
+                return self._idle.wait_for(
+                    lambda: self._outstanding == 0 and not self._completing, timeout
+                )
             finally:
                 self._joiners -= 1
 
