@@ -18,6 +18,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import itertools
 import pathlib
@@ -659,6 +660,87 @@ def _memory_table(entries: Sequence[Entry], calls: int) -> str:
     return format_table(headers, rows)
 
 
+# The exactness check: threads race for a bucket of this many tokens that
+# refills too slowly to matter, in this many trials each.
+RACE_CAPACITY = 50
+RACE_THREADS = 4
+RACE_CALLS_PER_THREAD = 200
+RACE_TRIALS = 1000
+RACE_TRIALS_QUICK = 100
+# A switch interval this short makes threads swap often, inside any unguarded
+# read-then-write of a limiter's state too.
+RACE_SWITCH_INTERVAL = 1e-6
+
+
+def _race_floor() -> Callable[[], bool]:
+    return FloorBucket(1e-9, RACE_CAPACITY).try_acquire
+
+
+def _race_syncq() -> Callable[[], bool]:
+    return TokenBucket(1e-9, capacity=RACE_CAPACITY).try_acquire
+
+
+def _race_token_bucket() -> Callable[[], bool]:
+    import token_bucket  # noqa: PLC0415
+
+    limiter = token_bucket.Limiter(1e-9, RACE_CAPACITY, token_bucket.MemoryStorage())
+    return functools.partial(limiter.consume, KEY)
+
+
+RACERS: tuple[tuple[str, Callable[[], Callable[[], bool]]], ...] = (
+    (FLOOR, _race_floor),
+    ("syncq TokenBucket.try_acquire", _race_syncq),
+    ("token-bucket Limiter.consume", _race_token_bucket),
+)
+
+
+def _race_once(acquire: Callable[[], bool]) -> int:
+    """Return how many calls of `RACE_THREADS` racing threads were granted."""
+    granted = [0] * RACE_THREADS
+    start = threading.Barrier(RACE_THREADS)
+
+    def run(index: int) -> None:
+        start.wait()
+        count = 0
+        for _ in range(RACE_CALLS_PER_THREAD):
+            if acquire():
+                count += 1
+        granted[index] = count
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(RACE_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(granted)
+
+
+def _race_table(trials: int) -> str:
+    rows = []
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(RACE_SWITCH_INTERVAL)
+    try:
+        for name, build in RACERS:
+            try:
+                build()
+            except ImportError:
+                continue
+            totals = [_race_once(build()) for _ in range(trials)]
+            over = [total for total in totals if total > RACE_CAPACITY]
+            rows.append(
+                [
+                    name,
+                    f"{trials}",
+                    f"{len(over)}",
+                    f"{max(totals)}",
+                ]
+            )
+    finally:
+        sys.setswitchinterval(previous)
+    headers = ["limiter", "trials", "trials over the capacity", "most granted"]
+    return format_table(headers, rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the limiter benchmark, print its tables and return the exit status."""
     settings = parse_settings(__doc__.splitlines()[0] if __doc__ else "", argv)
@@ -689,6 +771,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"## Memory: {calls:,} granted calls on a fresh limiter (tracemalloc)")
     print()
     print(_memory_table(entries, calls))
+
+    trials = RACE_TRIALS_QUICK if settings.quick else RACE_TRIALS
+    print()
+    print(
+        f"## Exactness: {RACE_THREADS} threads race for {RACE_CAPACITY} tokens "
+        f"({RACE_CALLS_PER_THREAD} calls each, switch interval "
+        f"{RACE_SWITCH_INTERVAL:g} s)"
+    )
+    print()
+    print(_race_table(trials))
     return 0
 
 
