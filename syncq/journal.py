@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Callable
 
 from syncq._checks import check_positive
@@ -82,6 +82,9 @@ class TaskState:
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+
+
+_STATES = (TaskState.PENDING, TaskState.RUNNING, TaskState.DONE, TaskState.FAILED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,6 +406,27 @@ class Journal:
                 dead.append(run_id)
         return dead
 
+    def _live_runs(self, conn: sqlite3.Connection) -> list[tuple[str, int]]:
+        """Return the host and process id of every other run that is still live."""
+        dead = set(self._dead_runs(conn))
+        rows = conn.execute(
+            "SELECT run_id, host, pid FROM runs WHERE run_id != ? ORDER BY started_at",
+            (self.run_id,),
+        )
+        return [(host, pid) for run_id, host, pid in rows if run_id not in dead]
+
+    def _reject_if_in_use(self, conn: sqlite3.Connection, action: str) -> None:
+        """Raise `JournalError` if another live run holds a lease on the journal."""
+        live = self._live_runs(conn)
+        if not live:
+            return
+        host, pid = live[0]
+        others = f" and {len(live) - 1} more" if len(live) > 1 else ""
+        raise JournalError(
+            f"journal {self.path} is in use by a running process (pid {pid} on "
+            f"{host}){others}; wait for it to end before you {action}"
+        )
+
     def _run_is_gone(self, run_id: str | None) -> bool:
         if run_id is None or run_id in self._dead_runs(self._conn):
             return True
@@ -640,6 +664,146 @@ class Journal:
             (error, time.time(), task_id, self.run_id),
         )
 
+    def requeue_failed(self, keys: Iterable[str] | None = None) -> int:
+        """Move failed tasks back to pending, so that the next run runs them again.
+
+        No run owns the tasks afterwards, so the next journal that calls
+        `recover` takes them over, and a pool on it runs them as it opens. Their
+        attempt counts restart at zero, and their last error stays for people.
+        Runs in one transaction: with a key that fails the check, nothing changes.
+
+        Args:
+            keys: The keys of the tasks to move, or None for every failed task.
+                Tasks without a key can only be moved with None.
+
+        Returns:
+            How many tasks were moved.
+
+        Raises:
+            JournalError: Another live run holds a lease on the journal, or a key
+                is not in the journal or its task is not failed. Also when the
+                journal is read-only or closed, or the write failed. The message
+                names the path and each key at fault.
+            TypeError: `keys` is a str, or holds something other than str.
+        """
+        selected = None if keys is None else _check_keys(keys)
+        now = time.time()
+        with self._lock:
+            self._check_writable()
+            try:
+                with _Transaction(self._conn):
+                    self._reject_if_in_use(self._conn, "retry its failed tasks")
+                    moved = self._requeue(selected, now)
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: write failed while moving failed tasks "
+                    f"to pending: {exc}"
+                ) from exc
+        if moved:
+            logger.info(
+                "journal %s: moved %d failed tasks back to pending", self.path, moved
+            )
+        return moved
+
+    def _requeue(self, keys: list[str] | None, now: float) -> int:
+        update = (
+            "UPDATE tasks SET state = 'pending', owner = NULL, attempts = 0,"
+            " updated_at = ? WHERE state = 'failed'"
+        )
+        if keys is None:
+            return self._conn.execute(update, (now,)).rowcount
+        problems = []
+        for key in keys:
+            row = self._conn.execute(
+                "SELECT state FROM tasks WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                problems.append(f"no task has key {key!r}")
+            elif row[0] != TaskState.FAILED:
+                problems.append(f"task key {key!r} is {row[0]}, not failed")
+        if problems:
+            raise JournalError(
+                f"journal {self.path}: cannot move tasks to pending: "
+                f"{'; '.join(problems)}"
+            )
+        self._conn.executemany(update + " AND key = ?", [(now, key) for key in keys])
+        return len(keys)
+
+    def purge(self, states: Iterable[str], *, older_than: float | None = None) -> int:
+        """Delete the tasks in `states`, in one transaction, and return how many.
+
+        Deleting pending or running tasks is rejected while another run is live,
+        because that run may be about to run or finish them. Done and failed
+        tasks may be deleted at any time; a done key that is deleted runs again
+        when it is added again. The file keeps its size until `vacuum`.
+
+        Args:
+            states: The `TaskState` values of the tasks to delete.
+            older_than: Delete only the tasks whose state last changed more than
+                this many seconds ago, by the wall clock; None for no limit.
+
+        Raises:
+            JournalError: `states` contains pending or running while another
+                live run holds a lease on the journal. Also when the journal is
+                read-only or closed, or the write failed.
+            TypeError: `states` is a str or holds something other than str, or
+                `older_than` is not a number.
+            ValueError: `states` is empty or holds an unknown state, or
+                `older_than` is zero, negative, NaN or infinite.
+        """
+        chosen = _check_states(states)
+        if older_than is not None:
+            older_than = check_positive("older_than", older_than, unit=" of seconds")
+        query = f"DELETE FROM tasks WHERE state IN ({', '.join('?' * len(chosen))})"
+        params: list[Any] = list(chosen)
+        if older_than is not None:
+            query += " AND updated_at < ?"
+            params.append(time.time() - older_than)
+        unfinished = {TaskState.PENDING, TaskState.RUNNING}.intersection(chosen)
+        with self._lock:
+            self._check_writable()
+            try:
+                with _Transaction(self._conn):
+                    if unfinished:
+                        self._reject_if_in_use(
+                            self._conn,
+                            f"delete {' and '.join(sorted(unfinished))} tasks",
+                        )
+                    deleted = self._conn.execute(query, params).rowcount
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: write failed while deleting tasks: {exc}"
+                ) from exc
+        if deleted:
+            logger.info(
+                "journal %s: deleted %d tasks (%s)",
+                self.path,
+                deleted,
+                ", ".join(chosen),
+            )
+        return deleted
+
+    def vacuum(self) -> None:
+        """Rewrite the file so that it gives the space of deleted tasks back.
+
+        SQLite's VACUUM copies the whole database, so it needs free disk space
+        about the size of the file and blocks other writers while it runs, up to
+        the busy timeout. A WAL checkpoint then truncates the write-ahead log, so
+        the file shrinks at once unless another connection is reading.
+
+        Raises:
+            JournalError: The journal is read-only or closed, or VACUUM failed.
+        """
+        with self._lock:
+            self._check_writable()
+            try:
+                self._conn.execute("VACUUM")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise JournalError(
+                    f"journal {self.path}: VACUUM failed: {exc}"
+                ) from exc
+
     def counts(self) -> dict[str, int]:
         """Return how many tasks are in each state (a snapshot)."""
         with self._lock:
@@ -757,6 +921,42 @@ class _Transaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
+
+
+def _check_keys(keys: Iterable[str]) -> list[str]:
+    """Return `keys` as a list without repeats, checking that each is a str."""
+    if isinstance(keys, str):
+        raise TypeError(f"keys must be a collection of str keys, got str {keys!r}")
+    listed = list(keys)
+    for key in listed:
+        if not isinstance(key, str):
+            raise TypeError(
+                f"keys must hold str keys, got {type(key).__name__} {key!r}"
+            )
+    return list(dict.fromkeys(listed))
+
+
+def _check_states(states: Iterable[str]) -> list[str]:
+    """Return `states` as a list without repeats, checking each is a task state."""
+    if isinstance(states, str):
+        raise TypeError(
+            f"states must be a collection of task states such as ['done'], "
+            f"got str {states!r}"
+        )
+    chosen = list(states)
+    if not chosen:
+        raise ValueError(f"states must name at least one of {', '.join(_STATES)}")
+    for state in chosen:
+        if not isinstance(state, str):
+            raise TypeError(
+                f"states must hold str task states, got {type(state).__name__} "
+                f"{state!r}"
+            )
+        if state not in _STATES:
+            raise ValueError(
+                f"unknown task state {state!r} in states: expected {', '.join(_STATES)}"
+            )
+    return list(dict.fromkeys(chosen))
 
 
 def _task_from_row(row: Sequence[Any]) -> JournalTask:

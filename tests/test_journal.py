@@ -1110,3 +1110,296 @@ class TestJournalPath:
     def test_journal_rejects_empty_path(self) -> None:
         with pytest.raises(ValueError, match="path"):
             Journal("")
+
+
+def failed_task(journal: Journal, key: str | None = None) -> JournalTask:
+    """Add a task, run it once, and mark it failed; return the stored task."""
+    task = add_task(journal, key)
+    journal.start(task.id)
+    journal.fail(task.id, "RuntimeError: boom")
+    return task
+
+
+def done_task(journal: Journal, key: str | None = None) -> JournalTask:
+    """Add a task, run it once, and mark it done; return the stored task."""
+    task = add_task(journal, key)
+    journal.start(task.id)
+    journal.finish(task.id, 42)
+    return task
+
+
+def stored(journal: Journal, key: str) -> JournalTask:
+    """Return the task with `key`, failing the test if there is none."""
+    task = journal.get(key)
+    assert task is not None
+    return task
+
+
+class TestJournalRequeue:
+    def test_requeue_failed_moves_every_failed_task(self, journal: Journal) -> None:
+        failed_task(journal, "a")
+        failed_task(journal)
+
+        moved = journal.requeue_failed()
+
+        assert moved == 2
+        assert journal.counts()[TaskState.PENDING] == 2
+        assert journal.counts()[TaskState.FAILED] == 0
+
+    def test_requeue_failed_leaves_other_states_alone(self, journal: Journal) -> None:
+        done_task(journal, "done")
+        add_task(journal, "pending")
+        failed_task(journal, "failed")
+
+        journal.requeue_failed()
+
+        assert stored(journal, "done").state == TaskState.DONE
+        assert stored(journal, "pending").state == TaskState.PENDING
+        assert journal.counts()[TaskState.PENDING] == 2
+
+    def test_requeue_failed_restarts_attempts_keeps_error(
+        self, journal: Journal
+    ) -> None:
+        failed_task(journal, "k")
+
+        journal.requeue_failed()
+
+        task = stored(journal, "k")
+        assert task.attempts == 0
+        assert task.error == "RuntimeError: boom"
+
+    def test_requeue_failed_by_key_moves_only_those(self, journal: Journal) -> None:
+        failed_task(journal, "a")
+        failed_task(journal, "b")
+
+        moved = journal.requeue_failed(["b", "b"])
+
+        assert moved == 1
+        assert stored(journal, "a").state == TaskState.FAILED
+        assert stored(journal, "b").state == TaskState.PENDING
+
+    def test_requeue_failed_unknown_key_raises(self, journal: Journal) -> None:
+        failed_task(journal, "a")
+
+        with pytest.raises(JournalError, match="no task has key 'missing'"):
+            journal.requeue_failed(["a", "missing"])
+
+        assert stored(journal, "a").state == TaskState.FAILED
+
+    def test_requeue_failed_key_not_failed_raises(self, journal: Journal) -> None:
+        done_task(journal, "a")
+
+        with pytest.raises(JournalError, match="key 'a' is done, not failed"):
+            journal.requeue_failed(["a"])
+
+    def test_requeue_failed_error_names_path(
+        self, journal: Journal, journal_path: Path
+    ) -> None:
+        with pytest.raises(JournalError, match=str(journal_path)):
+            journal.requeue_failed(["missing"])
+
+    def test_requeue_failed_rejected_while_other_run_live(
+        self, open_journal: Callable[..., Journal]
+    ) -> None:
+        failed_task(open_journal(), "k")
+        other = open_journal()
+
+        with pytest.raises(
+            JournalError, match=f"in use by a running process \\(pid {os.getpid()}"
+        ):
+            other.requeue_failed()
+
+        assert stored(other, "k").state == TaskState.FAILED
+
+    def test_requeue_failed_allowed_after_other_run_closed(
+        self, open_journal: Callable[..., Journal]
+    ) -> None:
+        first = open_journal()
+        failed_task(first, "k")
+        first.close()
+
+        moved = open_journal().requeue_failed()
+
+        assert moved == 1
+
+    def test_requeue_failed_tasks_recovered_by_next_run(
+        self, open_journal: Callable[..., Journal]
+    ) -> None:
+        first = open_journal()
+        task = failed_task(first, "k")
+        first.close()
+        retrier = open_journal()
+        retrier.requeue_failed()
+        retrier.close()
+
+        recovered = open_journal().recover()
+
+        assert [entry.id for entry in recovered] == [task.id]
+
+    def test_requeue_failed_rejects_str_keys(self, journal: Journal) -> None:
+        with pytest.raises(TypeError, match="keys"):
+            journal.requeue_failed("k")
+
+    def test_requeue_failed_rejects_key_not_str(self, journal: Journal) -> None:
+        with pytest.raises(TypeError, match="int 1"):
+            journal.requeue_failed([1])  # type: ignore[list-item]
+
+    def test_requeue_failed_rejected_by_read_only_journal(
+        self, journal_path: Path
+    ) -> None:
+        Journal(journal_path).close()
+
+        reader = Journal(journal_path, read_only=True)
+        with reader, pytest.raises(JournalError, match="read-only"):
+            reader.requeue_failed()
+
+
+def _age(path: Path, key: str, seconds: float) -> None:
+    """Make the task with `key` look as if its state changed `seconds` ago."""
+    execute(
+        path,
+        "UPDATE tasks SET updated_at = ? WHERE key = ?",
+        (time.time() - seconds, key),
+    )
+
+
+class TestJournalPurge:
+    def test_purge_deletes_tasks_in_states(self, journal: Journal) -> None:
+        done_task(journal, "done")
+        failed_task(journal, "failed")
+        add_task(journal, "pending")
+
+        deleted = journal.purge([TaskState.DONE, TaskState.FAILED])
+
+        assert deleted == 2
+        assert [task.key for task in journal.tasks()] == ["pending"]
+
+    def test_purge_older_than_keeps_recent_tasks(
+        self, journal: Journal, journal_path: Path
+    ) -> None:
+        done_task(journal, "old")
+        done_task(journal, "new")
+        _age(journal_path, "old", 8 * 86400)
+        _age(journal_path, "new", 6 * 86400)
+
+        deleted = journal.purge([TaskState.DONE], older_than=7 * 86400)
+
+        assert deleted == 1
+        assert [task.key for task in journal.tasks()] == ["new"]
+
+    def test_purge_pending_rejected_while_other_run_live(
+        self, open_journal: Callable[..., Journal]
+    ) -> None:
+        add_task(open_journal(), "k")
+        other = open_journal()
+
+        with pytest.raises(JournalError, match="before you delete pending tasks"):
+            other.purge([TaskState.PENDING])
+
+        assert stored(other, "k").state == TaskState.PENDING
+
+    def test_purge_running_rejected_while_other_run_live(
+        self, open_journal: Callable[..., Journal]
+    ) -> None:
+        open_journal()
+        other = open_journal()
+
+        with pytest.raises(JournalError, match="in use"):
+            other.purge([TaskState.RUNNING])
+
+    def test_purge_done_allowed_while_other_run_live(
+        self, open_journal: Callable[..., Journal]
+    ) -> None:
+        done_task(open_journal(), "k")
+        other = open_journal()
+
+        deleted = other.purge([TaskState.DONE])
+
+        assert deleted == 1
+
+    def test_purge_pending_allowed_after_other_run_closed(
+        self, open_journal: Callable[..., Journal]
+    ) -> None:
+        first = open_journal()
+        add_task(first, "k")
+        first.close()
+
+        deleted = open_journal().purge([TaskState.PENDING, TaskState.RUNNING])
+
+        assert deleted == 1
+
+    @pytest.mark.parametrize(
+        ("states", "error"),
+        [
+            ([], ValueError),
+            (["finished"], ValueError),
+            ("done", TypeError),
+            ([1], TypeError),
+        ],
+        ids=["empty", "unknown", "str", "not-str"],
+    )
+    def test_purge_rejects_bad_states(
+        self, journal: Journal, states: Any, error: type[Exception]
+    ) -> None:
+        with pytest.raises(error, match="state"):
+            journal.purge(states)
+
+    @pytest.mark.parametrize(
+        ("older_than", "error"),
+        [
+            (0, ValueError),
+            (-1, ValueError),
+            (math.nan, ValueError),
+            (math.inf, ValueError),
+            (True, TypeError),
+            ("7d", TypeError),
+        ],
+    )
+    def test_purge_rejects_bad_older_than(
+        self, journal: Journal, older_than: Any, error: type[Exception]
+    ) -> None:
+        with pytest.raises(error, match="older_than"):
+            journal.purge([TaskState.DONE], older_than=older_than)
+
+    def test_purge_rejected_by_read_only_journal(self, journal_path: Path) -> None:
+        Journal(journal_path).close()
+
+        reader = Journal(journal_path, read_only=True)
+        with reader, pytest.raises(JournalError, match="read-only"):
+            reader.purge([TaskState.DONE])
+
+
+def _journal_size(path: Path) -> int:
+    """Return the bytes of a journal file and its write-ahead log."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+class TestJournalVacuum:
+    def test_vacuum_shrinks_file_after_purge(
+        self, journal: Journal, journal_path: Path
+    ) -> None:
+        for _ in range(200):
+            task = add_task(journal, value="x" * 2000)
+            journal.start(task.id)
+            journal.finish(task.id, "y" * 2000)
+        journal.purge([TaskState.DONE])
+        before = _journal_size(journal_path)
+
+        journal.vacuum()
+
+        assert _journal_size(journal_path) < before / 10
+
+    def test_vacuum_keeps_remaining_tasks(self, journal: Journal) -> None:
+        done_task(journal, "kept")
+
+        journal.vacuum()
+
+        assert stored(journal, "kept").state == TaskState.DONE
+
+    def test_vacuum_rejected_by_read_only_journal(self, journal_path: Path) -> None:
+        Journal(journal_path).close()
+
+        reader = Journal(journal_path, read_only=True)
+        with reader, pytest.raises(JournalError, match="read-only"):
+            reader.vacuum()
