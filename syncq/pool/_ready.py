@@ -86,6 +86,15 @@ class ReadyQueue:
             # Put the marker back for the next getter, so that every worker stops.
             self._tokens.put(_CLOSED)
             raise QueueClosed("the pool's ready queue is closed")
+        if not self._others:
+            # Only default-priority tasks wait, the common case, and popleft is
+            # atomic, so no lock is needed. A task of another priority queued
+            # after the check leaves the deque empty here, and the locked path
+            # below finds it.
+            try:
+                return self._default.popleft()
+            except IndexError:
+                pass
         with self._lock:
             others = self._others
             # Each token taken stands for a task already queued, so one of the
