@@ -1,4 +1,4 @@
-"""The batch runner behind ``syncq run``: reading, running, reporting.
+"""The batch runner behind ``syncq run``: reading, running, reporting, halting.
 
 In a journal, a command's key is its line as written. A line that repeats an
 earlier one gets a newline, ``#`` and its occurrence number appended, as in
@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_SIGNAL_BASE = 128
+
+HALT_MIN_FINISHED = 3
+"""Commands that must have finished before a ``--halt`` percentage is judged."""
 
 # Seconds between redraws of the progress line while nothing finishes.
 PROGRESS_INTERVAL = 0.2
@@ -304,6 +308,147 @@ class Tally:
         return self.succeeded + self.failed + self.stopped + self.skipped
 
 
+_HALT_FORMS = (
+    "never, or WHEN,fail=N, WHEN,fail=P%, WHEN,success=N or WHEN,success=P%, "
+    "where WHEN is soon or now, N is a whole number >= 1 and P a percentage "
+    "above 0 and at most 100, such as now,fail=1 or soon,fail=10%"
+)
+_HALT_PATTERN = re.compile(
+    r"(?P<when>soon|now),(?P<outcome>fail|success)="
+    r"(?P<amount>[0-9]+(?:\.[0-9]+)?)(?P<percent>%?)"
+)
+# A run halted by fail=N exits with its number of failed commands, capped at
+# this value, as GNU parallel does.
+HALT_MAX_FAILED_STATUS = 101
+
+
+@dataclasses.dataclass(frozen=True)
+class HaltCondition:
+    """When ``syncq run --halt`` stops a batch before every command has run.
+
+    Attributes:
+        when: ``"soon"`` starts no more commands and waits for those running;
+            ``"now"`` also stops those running.
+        outcome: ``"fail"`` or ``"success"``, the outcome that is counted.
+        count: Halt once this many commands had the outcome, or None.
+        percent: Halt once this percentage of the commands finished so far had
+            the outcome, judged from `HALT_MIN_FINISHED` finished commands on;
+            or None.
+    """
+
+    when: str
+    outcome: str
+    count: int | None = None
+    percent: float | None = None
+
+    def reached(self, succeeded: int, failed: int) -> bool:
+        """Return whether these counts of finished commands meet the condition."""
+        hits = failed if self.outcome == "fail" else succeeded
+        if self.count is not None:
+            return hits >= self.count
+        finished = succeeded + failed
+        if self.percent is None or finished < HALT_MIN_FINISHED:
+            return False
+        return hits * 100 >= self.percent * finished
+
+    def __str__(self) -> str:
+        amount = str(self.count) if self.percent is None else f"{self.percent:g}%"
+        return f"{self.when},{self.outcome}={amount}"
+
+
+def parse_halt(text: str) -> HaltCondition | None:
+    """Parse the value of ``--halt``; return None for ``never``.
+
+    Raises:
+        ValueError: `text` has none of the accepted forms; the message names it
+            and lists the forms.
+    """
+    if text == "never":
+        return None
+    match = _HALT_PATTERN.fullmatch(text)
+    if match is None:
+        raise ValueError(f"invalid halt condition {text!r}: expected {_HALT_FORMS}")
+    when, outcome, amount = match["when"], match["outcome"], match["amount"]
+    if match["percent"]:
+        percent = float(amount)
+        if 0 < percent <= 100:
+            return HaltCondition(when, outcome, percent=percent)
+    elif "." not in amount and int(amount) >= 1:
+        return HaltCondition(when, outcome, count=int(amount))
+    raise ValueError(f"invalid halt condition {text!r}: expected {_HALT_FORMS}")
+
+
+def command_status(exc: BaseException | None) -> int:
+    """Return the exit status a shell would give for a command that raised `exc`."""
+    if exc is None:
+        return EXIT_OK
+    if isinstance(exc, CommandFailed):
+        if exc.returncode < 0:
+            return EXIT_SIGNAL_BASE - exc.returncode
+        if exc.returncode > 0:
+            return exc.returncode
+    return EXIT_FAILED
+
+
+@dataclasses.dataclass(frozen=True)
+class HaltDecision:
+    """The counts when a ``--halt`` condition was met, and the deciding command."""
+
+    succeeded: int
+    failed: int
+    exit_status: int
+    """The exit status of the command whose outcome met the condition."""
+
+
+class HaltWatch:
+    """The counter of command outcomes that pauses the pool once the batch halts.
+
+    `observe` is a done callback, so it runs in the worker thread that finished
+    the command, before that worker takes another task. Pausing the pool there
+    keeps that worker from starting another command. Only a worker that finishes
+    a command at the same moment may still start one.
+    """
+
+    def __init__(self, condition: HaltCondition, pool: WorkerPool) -> None:
+        self.condition = condition
+        self._pool = pool
+        # Guards the counts and the decision, which worker threads update.
+        self._lock = threading.Lock()
+        self._succeeded = 0
+        self._failed = 0
+        self._decision: HaltDecision | None = None
+
+    @property
+    def decision(self) -> HaltDecision | None:
+        """The decision to halt, or None while the condition is not met."""
+        with self._lock:
+            return self._decision
+
+    def observe(self, future: Future[Any]) -> None:
+        """Count the outcome of a command's future, and decide whether to halt."""
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, CommandFailed) and exc.interrupted:
+            return
+        with self._lock:
+            if exc is None:
+                self._succeeded += 1
+            else:
+                self._failed += 1
+            if self._decision is not None or not self.condition.reached(
+                self._succeeded, self._failed
+            ):
+                return
+            self._decision = HaltDecision(
+                self._succeeded, self._failed, command_status(exc)
+            )
+        # A pool that is already shut down raises RuntimeError; the batch is
+        # then ending, and starts nothing more anyway.
+        with contextlib.suppress(RuntimeError):
+            self._pool.pause()
+
+
 class Batch:
     """One ``syncq run``: feeds commands to the pool and reports each outcome.
 
@@ -321,6 +466,7 @@ class Batch:
         timeout: float | None,
         console: Console,
         clock: Clock | None,
+        halt: HaltCondition | None = None,
     ) -> None:
         self._pool = pool
         self._journal = journal
@@ -336,13 +482,19 @@ class Batch:
         self._occurrences: dict[str, int] = {}
         self._tally = Tally(resumed=len(self._resumed))
         self._reading = True
+        self._watch = None if halt is None else HaltWatch(halt, pool)
+        # Set once the batch acts on the watch's decision to halt.
+        self._halting = False
+        # The commands still running when a ``soon`` halt stopped the starts.
+        self._waited_for = 0
 
     def run(self, reader: Reader) -> int:
         """Run every command, print the summary, and return the exit status."""
         interrupted_by: str | None = None
         error: str | None = None
+        halt_now = False
         try:
-            self._loop(reader)
+            halt_now = self._loop(reader)
         except (KeyboardInterrupt, Terminated) as exc:
             interrupted_by = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
             self._abort(reader)
@@ -357,10 +509,13 @@ class Batch:
             self._abort(reader)
             raise
         else:
-            self._pool.shutdown(wait=True)
+            if halt_now:
+                self._abort(reader)
+            else:
+                self._pool.shutdown(wait=True)
 
         self._console.clear_progress()
-        aborted = interrupted_by is not None or error is not None
+        aborted = interrupted_by is not None or error is not None or halt_now
         for line in self._summary(interrupted_by, aborted=aborted):
             self._console.message(line)
         if error is not None:
@@ -369,14 +524,19 @@ class Batch:
             return EXIT_SIGNAL_BASE + signal.SIGTERM
         if interrupted_by is not None:
             return EXIT_SIGNAL_BASE + signal.SIGINT
-        if error is not None or self._tally.failed:
+        if error is not None:
+            return EXIT_FAILED
+        if self._halting:
+            return self._halt_status()
+        if self._tally.failed:
             return EXIT_FAILED
         return EXIT_OK
 
-    def _loop(self, reader: Reader) -> None:
+    def _loop(self, reader: Reader) -> bool:
+        """Run the commands; return True if ``--halt now`` must stop those running."""
         self._check_resumed()
         for future in self._resumed:
-            future.add_done_callback(self._events.put)
+            self._watch_future(future)
         reader.start(self._events)
         while self._reading or self._in_flight or self._resumed:
             event = self._next_event()
@@ -384,11 +544,58 @@ class Batch:
                 self._start(event, reader)
             elif isinstance(event, EndOfInput):
                 self._reading = False
-                if event.error is not None:
+                if event.error is not None and not self._halting:
                     raise UserError(f"cannot read {self._source}: {event.error}")
             elif event is not None:
                 self._report(event, reader)
+            if self._halt_if_decided(reader):
+                return True
             self._draw_progress()
+        return False
+
+    def _watch_future(self, future: Future[Any]) -> None:
+        # The watch comes first, so that it can pause the pool before the
+        # worker that ran the command takes another.
+        if self._watch is not None:
+            future.add_done_callback(self._watch.observe)
+        future.add_done_callback(self._events.put)
+
+    def _halt_if_decided(self, reader: Reader) -> bool:
+        """Act on a decision to halt; return True if running commands must stop."""
+        if self._watch is None or self._halting or self._watch.decision is None:
+            return False
+        self._halting = True
+        if self._watch.condition.when == "now":
+            return True
+        reader.stop()
+        self._reading = False
+        self._cancel_not_started()
+        # Fails the commands that wait for a retry, and lets the paused pool
+        # drain. The journal keeps both kinds pending for the next run.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._waited_for = sum(not future.done() for future in self._futures())
+        return False
+
+    def _futures(self) -> list[Future[Any]]:
+        return [*self._in_flight, *self._resumed]
+
+    def _cancel_not_started(self) -> None:
+        for future in self._futures():
+            future.cancel()
+
+    def _halt_status(self) -> int:
+        """Return the exit status of a halted run, by GNU parallel's rules."""
+        watch = self._watch
+        decision = None if watch is None else watch.decision
+        if watch is None or decision is None or watch.condition.outcome == "success":
+            return EXIT_OK
+        if watch.condition.count == 1:
+            return decision.exit_status
+        failed = self._tally.failed
+        if watch.condition.count is not None:
+            return min(failed, HALT_MAX_FAILED_STATUS)
+        finished = self._tally.succeeded + failed
+        return math.ceil(100 * failed / max(finished, 1))
 
     def _check_resumed(self) -> None:
         # Tasks left pending or running by a run that is still alive stay with
@@ -411,13 +618,18 @@ class Batch:
             return None
 
     def _start(self, line: Line, reader: Reader) -> None:
+        if self._halting:
+            # Read before the halt: the command is neither run nor recorded,
+            # so the next run reads and runs it.
+            reader.release()
+            return
         self._tally.read += 1
         future = self._submit(line)
         if future is None:
             reader.release()
             return
         self._in_flight[future] = line.command
-        future.add_done_callback(self._events.put)
+        self._watch_future(future)
 
     def _submit(self, line: Line) -> Future[Any] | None:
         """Submit the command, or return None if the journal shows it needs no run."""
@@ -494,6 +706,7 @@ class Batch:
             reader.stop()
             # Cancelling first means no stopped command is retried. The journal
             # keeps the cancelled tasks pending for the next run.
+            self._cancel_not_started()
             self._pool.shutdown(wait=False, cancel_futures=True)
             stopped = stop_commands(KILL_GRACE)
             self._pool.close(timeout=0)
@@ -530,18 +743,43 @@ class Batch:
                 f"syncq: {pluralize(tally.resumed, 'command')} left unfinished by an "
                 "earlier run ran again"
             )
+        not_run = pluralize(tally.total - tally.finished, "command")
         if aborted:
-            cause = (
-                "" if interrupted_by is None else f"interrupted by {interrupted_by}: "
-            )
-            not_run = tally.total - tally.finished
+            cause = ""
+            if interrupted_by is not None:
+                cause = f"interrupted by {interrupted_by}: "
+            elif self._halting:
+                cause = f"{self._halt_reason()}: "
             lines.append(
                 f"syncq: {cause}stopped {pluralize(tally.stopped, 'running command')}; "
-                f"{pluralize(not_run, 'command')} did not start"
+                f"{not_run} did not start"
+            )
+        elif self._halting:
+            lines.append(
+                f"syncq: {self._halt_reason()}: waited for "
+                f"{pluralize(self._waited_for, 'running command')}; "
+                f"{not_run} did not start"
             )
         for reason, command in tally.failures:
             lines.append(f"syncq: failed ({reason}): {command}")
         return lines
+
+    def _halt_reason(self) -> str:
+        watch = self._watch
+        decision = None if watch is None else watch.decision
+        if watch is None or decision is None:
+            return "halted"
+        condition = watch.condition
+        if condition.outcome == "fail":
+            counted, verb = decision.failed, "failed"
+        else:
+            counted, verb = decision.succeeded, "succeeded"
+        if condition.count is not None:
+            outcomes = f"{pluralize(counted, 'command')} {verb}"
+        else:
+            finished = decision.succeeded + decision.failed
+            outcomes = f"{counted} of {finished} finished commands {verb}"
+        return f"halted by --halt {condition} after {outcomes}"
 
 
 def pluralize(count: int, singular: str, plural: str | None = None) -> str:

@@ -1,10 +1,11 @@
 """The ``syncq`` command: run a file of shell commands on a worker pool.
 
 ``syncq run FILE`` runs each line of FILE as a shell command, a few at a time,
-with an optional rate limit, retries, a timeout per command, and a journal that
-lets a rerun skip the commands already done. ``syncq status JOURNAL`` shows what
-a journal contains. Of all syncq modules, only this one configures logging output.
-The batch runner itself is in `syncq._batch`.
+with an optional rate limit, retries, a timeout per command, a condition that
+halts the batch early, and a journal that lets a rerun skip the commands already
+done. ``syncq status JOURNAL`` shows what a journal contains. Of all syncq
+modules, only this one configures logging output. The batch runner itself is in
+`syncq._batch`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from syncq._batch import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SIGNAL_BASE,
+    HALT_MIN_FINISHED,
     Batch,
     Console,
+    HaltCondition,
     Reader,
     Terminated,
     Unfinished,
     UserError,
     display_key,
+    parse_halt,
 )
 from syncq._shell import (
     KILL_GRACE,
@@ -112,6 +116,13 @@ def _rate(text: str) -> str | float:
     return spec
 
 
+def _halt_condition(text: str) -> HaltCondition | None:
+    try:
+        return parse_halt(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _verbosity_parser(default: object) -> argparse.ArgumentParser:
     # Parents share their action objects with every parser built from them, so
     # each parser gets its own: -v may be given before or after the command, and
@@ -162,7 +173,11 @@ def _add_run_parser(
         description="Run each line of FILE as a /bin/sh command. The output of "
         "each command is printed in one piece when it ends, and a summary goes "
         "to stderr. Exit status: 0 if every command succeeded, 1 if any failed, "
-        "130 if interrupted by SIGINT, 143 by SIGTERM.",
+        "130 if interrupted by SIGINT, 143 by SIGTERM. After a halt, as in GNU "
+        "parallel: for fail=1 the failing command's exit status (128 + N if "
+        "signal N ended it), for fail=N the number of failed commands (at most "
+        "101), for fail=P% the percentage of finished commands that failed, "
+        "rounded up, and 0 for success=N or success=P%.",
     )
     run.set_defaults(command_parser=run)
     run.add_argument(
@@ -216,8 +231,21 @@ def _add_run_parser(
         "already done and runs again those that an interrupted run left "
         "unfinished",
     )
-    # TODO: no --halt option yet to stop a batch after some failures, as GNU
-    # parallel has. Every command runs, which is also parallel's default.
+    run.add_argument(
+        "--halt",
+        type=_halt_condition,
+        default=None,
+        metavar="WHEN,WHY",
+        help="stop the batch early: WHY is fail=N (once N commands failed), "
+        "fail=P%% (once P percent of the commands finished so far failed, "
+        f"judged from {HALT_MIN_FINISHED} finished commands on), success=N or "
+        "success=P%%; WHEN is soon (start no more commands, wait for those "
+        "running) or now (also stop those running: SIGTERM to each process "
+        f"group, then SIGKILL {KILL_GRACE:g} s later); a command counts once "
+        "its retries are over, and commands skipped as done do not count. "
+        "never (the default) runs every command. With --journal, the commands "
+        "that did not start stay pending, so a rerun runs them",
+    )
 
 
 # -- the entry point ------------------------------------------------------------
@@ -369,6 +397,7 @@ def _run_batch(
         timeout=args.timeout,
         console=console,
         clock=clock,
+        halt=args.halt,
     )
     return batch.run(reader)
 

@@ -25,6 +25,7 @@ import pytest
 
 import syncq
 from syncq import cli
+from syncq._batch import HALT_MIN_FINISHED, HaltCondition, parse_halt
 from syncq._shell import CommandFailed, allow_commands, run_command, stop_commands
 from syncq.journal import Journal, TaskState
 from syncq.testing import FakeClock
@@ -508,6 +509,20 @@ class TestOptions:
             (["--timeout", "nan"], "'nan'"),
             (["--timeout", "inf"], "'inf'"),
             (["--timeout", "soon"], "'soon'"),
+            (["--halt", "later"], "'later'"),
+            (["--halt", "soon"], "'soon'"),
+            (["--halt", "soon,fail"], "'soon,fail'"),
+            (["--halt", "soon,fail="], "'soon,fail='"),
+            (["--halt", "soon,fail=0"], "'soon,fail=0'"),
+            (["--halt", "soon,fail=1.5"], "'soon,fail=1.5'"),
+            (["--halt", "soon,fail=-1"], "'soon,fail=-1'"),
+            (["--halt", "soon,fail=0%"], "'soon,fail=0%'"),
+            (["--halt", "soon,fail=101%"], "'soon,fail=101%'"),
+            (["--halt", "soon,fail=nan%"], "'soon,fail=nan%'"),
+            (["--halt", "now,crash=1"], "'now,crash=1'"),
+            (["--halt", "never,fail=1"], "'never,fail=1'"),
+            (["--halt", "soon,fail=1,now"], "'soon,fail=1,now'"),
+            (["--halt", "Now,fail=1"], "'Now,fail=1'"),
         ],
     )
     def test_options_reject_bad_value(
@@ -518,6 +533,20 @@ class TestOptions:
         err = capsys.readouterr().err
         assert status == 2
         assert f"{value}: expected" in err
+
+    def test_options_halt_error_lists_accepted_forms(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        cli.main(["run", "--halt", "soon,fail=0", "commands.txt"])
+
+        err = capsys.readouterr().err
+        assert "WHEN,fail=N, WHEN,fail=P%, WHEN,success=N or WHEN,success=P%" in err
+        assert "WHEN is soon or now" in err
+
+    def test_options_halt_never_means_no_condition(self) -> None:
+        args = cli.build_parser().parse_args(["run", "--halt", "never", "f"])
+
+        assert args.halt is None
 
     def test_options_burst_needs_rate(self, capsys: pytest.CaptureFixture[str]) -> None:
         status = cli.main(["run", "--burst", "5", "commands.txt"])
@@ -759,3 +788,228 @@ class TestProcess:
         assert not any(_alive(int(pid)) for pid in _words(pids))
         with Journal(journal_path) as journal:
             assert journal.counts()[TaskState.PENDING] == 4
+
+
+class TestHaltCondition:
+    def test_halt_condition_never_parses_to_none(self) -> None:
+        assert parse_halt("never") is None
+
+    def test_halt_condition_parses_count(self) -> None:
+        assert parse_halt("now,fail=3") == HaltCondition("now", "fail", count=3)
+
+    def test_halt_condition_parses_percentage(self) -> None:
+        condition = parse_halt("soon,success=2.5%")
+
+        assert condition == HaltCondition("soon", "success", percent=2.5)
+
+    @pytest.mark.parametrize(
+        "text", ["now,fail=1", "soon,fail=3", "soon,fail=10%", "now,success=2.5%"]
+    )
+    def test_halt_condition_prints_as_given(self, text: str) -> None:
+        assert str(parse_halt(text)) == text
+
+    def test_halt_condition_count_counts_failures(self) -> None:
+        condition = HaltCondition("soon", "fail", count=2)
+
+        assert not condition.reached(succeeded=5, failed=1)
+        assert condition.reached(succeeded=0, failed=2)
+
+    def test_halt_condition_count_counts_successes(self) -> None:
+        condition = HaltCondition("soon", "success", count=2)
+
+        assert not condition.reached(succeeded=1, failed=5)
+        assert condition.reached(succeeded=2, failed=0)
+
+    def test_halt_condition_percentage_of_finished_commands(self) -> None:
+        condition = HaltCondition("soon", "fail", percent=50)
+
+        assert condition.reached(succeeded=2, failed=2)
+        assert not condition.reached(succeeded=3, failed=2)
+
+    def test_halt_condition_percentage_waits_for_minimum(self) -> None:
+        condition = HaltCondition("soon", "fail", percent=50)
+
+        assert not condition.reached(succeeded=0, failed=HALT_MIN_FINISHED - 1)
+        assert condition.reached(succeeded=0, failed=HALT_MIN_FINISHED)
+
+
+def _halt_run(
+    tmp_path: Path, halt: str, *lines: str, options: tuple[str, ...] = ("-j", "1")
+) -> subprocess.CompletedProcess[str]:
+    """Run `lines` with ``syncq run --halt`` in a child process."""
+    commands = _command_file(tmp_path, *lines)
+    return _syncq("run", *options, "--halt", halt, str(commands), cwd=tmp_path)
+
+
+@pytest.mark.timeout(30)
+class TestHalt:
+    def test_halt_soon_starts_no_more_commands(self, tmp_path: Path) -> None:
+        log = tmp_path / "log"
+
+        _halt_run(tmp_path, "soon,fail=1", "exit 3", *[f"echo x >> {log}"] * 3)
+
+        assert _words(log) == []
+
+    def test_halt_fail_one_exits_with_command_status(self, tmp_path: Path) -> None:
+        result = _halt_run(tmp_path, "soon,fail=1", "exit 3", "true")
+
+        assert result.returncode == 3
+
+    def test_halt_fail_one_signal_exit_status(self, tmp_path: Path) -> None:
+        result = _halt_run(tmp_path, "soon,fail=1", "kill -USR1 $$", "true")
+
+        assert result.returncode == 128 + signal.SIGUSR1
+
+    def test_halt_soon_reports_reason_in_summary(self, tmp_path: Path) -> None:
+        result = _halt_run(tmp_path, "soon,fail=1", "exit 3", "true", "true")
+
+        assert (
+            "syncq: halted by --halt soon,fail=1 after 1 command failed: waited for "
+            "0 running commands; 2 commands did not start"
+        ) in result.stderr
+
+    def test_halt_soon_waits_for_running_commands(self, tmp_path: Path) -> None:
+        log = tmp_path / "log"
+        started = tmp_path / "started"
+
+        result = _halt_run(
+            tmp_path,
+            "soon,fail=1",
+            f"touch {started}; sleep 0.3; echo a >> {log}",
+            f"until [ -e {started} ]; do sleep 0.02; done; exit 1",
+            *[f"echo c >> {log}"] * 3,
+            options=("-j", "2"),
+        )
+
+        assert _words(log) == ["a"]
+        assert "waited for 1 running command;" in result.stderr
+
+    def test_halt_now_stops_running_commands(self, tmp_path: Path) -> None:
+        pids = tmp_path / "pids"
+        log = tmp_path / "log"
+        started = time.monotonic()
+
+        result = _halt_run(
+            tmp_path,
+            "now,fail=1",
+            f"until [ -s {pids} ] && [ $(wc -l < {pids}) -ge 2 ]; do sleep 0.02; "
+            "done; exit 2",
+            *[f"echo $$ >> {pids}; exec sleep 30"] * 2,
+            f"echo x >> {log}",
+            options=("-j", "3"),
+        )
+
+        assert time.monotonic() - started < 10
+        assert result.returncode == 2
+        assert (
+            "halted by --halt now,fail=1 after 1 command failed: stopped 2 running "
+            "commands; 1 command did not start"
+        ) in result.stderr
+        assert not any(_alive(int(pid)) for pid in _words(pids))
+        assert _words(log) == []
+
+    def test_halt_fail_count_exits_with_failure_count(self, tmp_path: Path) -> None:
+        log = tmp_path / "log"
+
+        result = _halt_run(
+            tmp_path, "soon,fail=2", "exit 5", "exit 6", f"echo x >> {log}"
+        )
+
+        assert result.returncode == 2
+        assert _words(log) == []
+
+    def test_halt_fail_percentage_waits_for_minimum(self, tmp_path: Path) -> None:
+        log = tmp_path / "log"
+        lines = [f"echo {n} >> {log}" for n in range(1, 7)]
+        lines[0] += "; exit 1"
+        lines[3] += "; exit 1"
+
+        result = _halt_run(tmp_path, "soon,fail=50%", *lines)
+
+        # 1 of 1 finished failed, but a percentage waits for 3 finished; the
+        # fourth makes 2 of 4.
+        assert _words(log) == ["1", "2", "3", "4"]
+        assert result.returncode == 50
+        assert "after 2 of 4 finished commands failed" in result.stderr
+
+    def test_halt_success_count_exits_zero(self, tmp_path: Path) -> None:
+        log = tmp_path / "log"
+
+        result = _halt_run(
+            tmp_path, "soon,success=2", "exit 1", "true", "true", f"echo x >> {log}"
+        )
+
+        assert result.returncode == 0
+        assert _words(log) == []
+
+    def test_halt_success_percentage_exits_zero(self, tmp_path: Path) -> None:
+        log = tmp_path / "log"
+
+        result = _halt_run(
+            tmp_path, "now,success=60%", "true", "exit 1", "true", f"echo x >> {log}"
+        )
+
+        assert result.returncode == 0
+        assert _words(log) == []
+
+    def test_halt_counts_command_after_its_retries(self, tmp_path: Path) -> None:
+        log = tmp_path / "log"
+
+        result = _halt_run(
+            tmp_path,
+            "soon,fail=1",
+            f"echo x >> {log}; exit 1",
+            options=("-j", "1", "--retries", "1"),
+        )
+
+        # Counting the first attempt would have halted before the retry.
+        assert _words(log) == ["x", "x"]
+        assert "halted by --halt soon,fail=1 after 1 command failed" in result.stderr
+
+    def test_halt_leaves_unstarted_commands_pending(
+        self, tmp_path: Path, journal_path: Path
+    ) -> None:
+        gate = tmp_path / "gate"
+        log = tmp_path / "log"
+        commands = _command_file(
+            tmp_path,
+            f"until [ -e {gate} ]; do sleep 0.02; done; exit 1",
+            *[f"echo {n} >> {log}" for n in range(2, 5)],
+        )
+        argv = ["run", "-j", "1", "--halt", "soon,fail=1", "--journal"]
+        child = subprocess.Popen(
+            [sys.executable, "-m", "syncq", *argv, str(journal_path), str(commands)],
+            cwd=tmp_path,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            # The input is read lazily: wait until every line is in the journal.
+            _wait_for(lambda: _journal_rows(journal_path) == 4)
+        finally:
+            gate.touch()
+            child.wait(timeout=10)
+
+        with Journal(journal_path, read_only=True) as journal:
+            counts = journal.counts()
+        assert counts[TaskState.PENDING] == 3
+        assert counts[TaskState.FAILED] == 1
+        assert _words(log) == []
+
+    def test_halt_rerun_runs_remaining_commands(
+        self, tmp_path: Path, journal_path: Path
+    ) -> None:
+        log = tmp_path / "log"
+        marker = tmp_path / "tried"
+        commands = _command_file(
+            tmp_path,
+            f"test -e {marker} || {{ touch {marker}; exit 1; }}; echo 1 >> {log}",
+            *[f"echo {n} >> {log}" for n in range(2, 7)],
+        )
+        argv = ["run", "-j", "1", "--journal", str(journal_path), str(commands)]
+        halted = _syncq(*argv[:1], "--halt", "soon,fail=1", *argv[1:], cwd=tmp_path)
+
+        rerun = _syncq(*argv, cwd=tmp_path)
+
+        assert halted.returncode == 1
+        assert rerun.returncode == 0
+        assert sorted(_words(log)) == [str(n) for n in range(1, 7)]
