@@ -70,6 +70,24 @@ def display_key(key: str) -> str:
     return f"{command} ({suffix})"
 
 
+_DISPLAYED_REPEAT = re.compile(r"(?P<command>.*) \(#(?P<occurrence>[1-9][0-9]*)\)")
+
+
+def key_from_display(text: str) -> str | None:
+    """Return the key that `display_key` shows as `text`, if `text` names a repeat.
+
+    ``"echo hi (#2)"`` gives ``"echo hi\\n#2"``; text without such a suffix
+    gives None.
+    """
+    match = _DISPLAYED_REPEAT.fullmatch(text)
+    if match is None:
+        return None
+    occurrence = int(match.group("occurrence"))
+    if occurrence < 2:
+        return None
+    return journal_key(match.group("command"), occurrence)
+
+
 @dataclasses.dataclass(frozen=True)
 class Unfinished:
     """The tasks that a journal held as pending or running before the pool opened."""

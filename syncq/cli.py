@@ -3,9 +3,10 @@
 ``syncq run FILE`` runs each line of FILE as a shell command, a few at a time,
 with an optional rate limit, retries, a timeout per command, a condition that
 halts the batch early, and a journal that lets a rerun skip the commands already
-done. ``syncq status JOURNAL`` shows what a journal contains. Of all syncq
-modules, only this one configures logging output. The batch runner itself is in
-`syncq._batch`.
+done. ``syncq status JOURNAL`` shows what a journal contains, ``syncq retry``
+queues its failed tasks again, and ``syncq purge`` deletes finished ones. Of all
+syncq modules, only this one configures logging output. The batch runner itself
+is in `syncq._batch`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -34,7 +36,9 @@ from syncq._batch import (
     Unfinished,
     UserError,
     display_key,
+    key_from_display,
     parse_halt,
+    pluralize,
 )
 from syncq._shell import (
     KILL_GRACE,
@@ -123,6 +127,23 @@ def _halt_condition(text: str) -> HaltCondition | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_SECONDS_PER_UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PATTERN = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[a-z]+)")
+
+
+def _duration(text: str) -> float:
+    match = _DURATION_PATTERN.fullmatch(text)
+    seconds = math.nan
+    if match is not None and match["unit"] in _SECONDS_PER_UNIT:
+        seconds = float(match["number"]) * _SECONDS_PER_UNIT[match["unit"]]
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected a number above 0 and a unit "
+            "(s, min, h or d), such as 90s, 30min, 12h or 7d"
+        )
+    return seconds
+
+
 def _verbosity_parser(default: object) -> argparse.ArgumentParser:
     # Parents share their action objects with every parser built from them, so
     # each parser gets its own: -v may be given before or after the command, and
@@ -159,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and failed, and the error of each failed task.",
     )
     status.add_argument("journal", metavar="PATH", help="the journal file")
+    _add_retry_parser(commands, verbosity)
+    _add_purge_parser(commands, verbosity)
     return parser
 
 
@@ -248,6 +271,81 @@ def _add_run_parser(
     )
 
 
+def _add_retry_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    verbosity: argparse.ArgumentParser,
+) -> None:
+    retry = commands.add_parser(
+        "retry",
+        parents=[verbosity],
+        help="queue the failed tasks of a journal to run again",
+        description="Move the failed tasks of a journal, or those named with "
+        "--key, back to pending, so that the next run with this journal runs "
+        "them first. Rejected while another process uses the journal.",
+    )
+    retry.add_argument("journal", metavar="PATH", help="the journal file")
+    retry.add_argument(
+        "--key",
+        dest="keys",
+        action="append",
+        metavar="KEY",
+        help="move only the failed task with key KEY: a command line as given "
+        "to syncq run, or as syncq status prints it, such as 'exit 4 (#2)' for "
+        "the second line 'exit 4'; repeat for more keys",
+    )
+
+
+def _add_purge_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    verbosity: argparse.ArgumentParser,
+) -> None:
+    purge = commands.add_parser(
+        "purge",
+        parents=[verbosity],
+        help="delete finished tasks from a journal",
+        description="Delete tasks from a journal. A done task that is deleted "
+        "runs again when a later run reads its command. The file keeps its "
+        "size unless --vacuum is given.",
+    )
+    purge.add_argument("journal", metavar="PATH", help="the journal file")
+    states = purge.add_mutually_exclusive_group(required=True)
+    states.add_argument(
+        "--done",
+        dest="states",
+        action="store_const",
+        const=(TaskState.DONE,),
+        help="delete the done tasks",
+    )
+    states.add_argument(
+        "--failed",
+        dest="states",
+        action="store_const",
+        const=(TaskState.FAILED,),
+        help="delete the failed tasks",
+    )
+    states.add_argument(
+        "--all",
+        dest="states",
+        action="store_const",
+        const=(TaskState.PENDING, TaskState.RUNNING, TaskState.DONE, TaskState.FAILED),
+        help="delete every task, pending and running ones too; rejected while "
+        "another process uses the journal",
+    )
+    purge.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="DURATION",
+        help="delete only the tasks whose state last changed more than DURATION "
+        "ago, such as 90s, 30min, 12h or 7d",
+    )
+    purge.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then rewrite the file to give the space back (SQLite VACUUM: it "
+        "copies the whole file, so it takes time and free disk space)",
+    )
+
+
 # -- the entry point ------------------------------------------------------------
 
 
@@ -276,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "retry":
+            return _retry(args.journal, args.keys, sys.stdout)
+        if args.command == "purge":
+            return _purge(args, sys.stdout)
         return _status(args.journal, sys.stdout)
     except (UserError, JournalError) as exc:
         print(f"syncq: error: {exc}", file=sys.stderr)
@@ -317,14 +419,18 @@ def _configure_logging(verbosity: int) -> Callable[[], None]:
     return restore
 
 
-# -- syncq status ---------------------------------------------------------------
+# -- syncq status, retry and purge ----------------------------------------------
 
 
-def _status(path: str, out: TextIO) -> int:
+def _check_exists(path: str) -> None:
     # Journal() would create a missing file, and an empty journal would hide a
     # mistyped path.
     if not os.path.exists(path):
         raise UserError(f"journal {path} not found")
+
+
+def _status(path: str, out: TextIO) -> int:
+    _check_exists(path)
     with Journal(path, read_only=True) as journal:
         counts = journal.counts()
         failed = list(journal.tasks(TaskState.FAILED))
@@ -336,6 +442,58 @@ def _status(path: str, out: TextIO) -> int:
         name = f"task {task.id}" if task.key is None else display_key(task.key)
         out.write(f"  {name}: {task.error}\n")
     return EXIT_OK
+
+
+def _retry(path: str, keys: list[str] | None, out: TextIO) -> int:
+    _check_exists(path)
+    with Journal(path) as journal:
+        if keys is not None:
+            keys = [_stored_key(journal, key) for key in keys]
+        moved = journal.requeue_failed(keys)
+    if not moved:
+        out.write(f"no failed tasks in {path}\n")
+        return EXIT_OK
+    out.write(
+        f"moved {pluralize(moved, 'failed task')} back to pending; the next "
+        f"syncq run with --journal {path} runs them\n"
+    )
+    return EXIT_OK
+
+
+def _stored_key(journal: Journal, key: str) -> str:
+    """Return the key that `key`, as given or as ``syncq status`` shows it, names."""
+    if journal.get(key) is not None:
+        return key
+    stored = key_from_display(key)
+    if stored is not None and journal.get(stored) is not None:
+        return stored
+    # Not in the journal: requeue_failed reports it by the name given.
+    return key
+
+
+def _purge(args: argparse.Namespace, out: TextIO) -> int:
+    path = args.journal
+    _check_exists(path)
+    with Journal(path) as journal:
+        deleted = journal.purge(args.states, older_than=args.older_than)
+        size_before = _file_size(path)
+        if args.vacuum:
+            journal.vacuum()
+        size_after = _file_size(path)
+    noun = "task" if len(args.states) > 1 else f"{args.states[0]} task"
+    out.write(f"deleted {pluralize(deleted, noun)} from {path}\n")
+    if args.vacuum:
+        out.write(f"vacuumed {path}: {size_before} bytes before, {size_after} after\n")
+    return EXIT_OK
+
+
+def _file_size(path: str) -> int:
+    """Return the size in bytes of a journal and its write-ahead log."""
+    size = 0
+    for name in (path, path + "-wal"):
+        with contextlib.suppress(FileNotFoundError):
+            size += os.path.getsize(name)
+    return size
 
 
 # -- syncq run ------------------------------------------------------------------

@@ -7,6 +7,7 @@ marker files with tiny sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -1013,3 +1014,336 @@ class TestHalt:
         assert halted.returncode == 1
         assert rerun.returncode == 0
         assert sorted(_words(log)) == [str(n) for n in range(1, 7)]
+
+
+def _age(path: Path, key: str, seconds: float) -> None:
+    """Make the task with `key` look as if its state changed `seconds` ago."""
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(
+            "UPDATE tasks SET updated_at = ? WHERE key = ?",
+            (time.time() - seconds, key),
+        )
+
+
+def _states(path: Path) -> dict[str, str]:
+    """Return the state of each keyed task in a journal file."""
+    with Journal(path, read_only=True) as journal:
+        return {task.key: task.state for task in journal.tasks() if task.key}
+
+
+class TestRetry:
+    def test_retry_moves_failed_tasks_to_pending(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "true", "exit 4", "exit 5")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+        capsys.readouterr()
+
+        status = cli.main(["retry", str(journal_path)])
+
+        assert status == 0
+        assert _states(journal_path) == {
+            "true": TaskState.DONE,
+            "exit 4": TaskState.PENDING,
+            "exit 5": TaskState.PENDING,
+        }
+        assert capsys.readouterr().out == (
+            "moved 2 failed tasks back to pending; the next syncq run with "
+            f"--journal {journal_path} runs them\n"
+        )
+
+    def test_retry_next_run_runs_requeued_tasks(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        log = tmp_path / "log"
+        marker = tmp_path / "tried"
+        commands = _command_file(
+            tmp_path,
+            f"test -e {marker} || {{ touch {marker}; exit 1; }}; echo ok >> {log}",
+        )
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+        cli.main(["retry", str(journal_path)])
+        empty = _command_file(tmp_path, name="empty.txt")
+        capsys.readouterr()
+
+        status = cli.main(["run", "--journal", str(journal_path), str(empty)])
+
+        assert status == 0
+        assert _words(log) == ["ok"]
+        assert "1 command left unfinished by an earlier run ran again" in (
+            capsys.readouterr().err
+        )
+
+    def test_retry_key_moves_only_that_task(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "exit 4", "exit 5")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+
+        status = cli.main(["retry", str(journal_path), "--key", "exit 5"])
+
+        assert status == 0
+        assert _states(journal_path) == {
+            "exit 4": TaskState.FAILED,
+            "exit 5": TaskState.PENDING,
+        }
+
+    def test_retry_key_as_status_shows_repeat(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "exit 4", "exit 4")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+
+        cli.main(["retry", str(journal_path), "--key", "exit 4 (#2)"])
+
+        assert _states(journal_path) == {
+            "exit 4": TaskState.FAILED,
+            "exit 4\n#2": TaskState.PENDING,
+        }
+
+    def test_retry_unknown_key_exits_one(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "exit 4")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+        capsys.readouterr()
+
+        status = cli.main(
+            ["retry", str(journal_path), "--key", "exit 4", "--key", "exit 9"]
+        )
+
+        assert status == 1
+        assert "no task has key 'exit 9'" in capsys.readouterr().err
+        assert _states(journal_path) == {"exit 4": TaskState.FAILED}
+
+    def test_retry_key_not_failed_exits_one(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "true")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+        capsys.readouterr()
+
+        status = cli.main(["retry", str(journal_path), "--key", "true"])
+
+        assert status == 1
+        assert "task key 'true' is done, not failed" in capsys.readouterr().err
+
+    def test_retry_nothing_failed_says_so(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "true")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+        capsys.readouterr()
+
+        status = cli.main(["retry", str(journal_path)])
+
+        assert status == 0
+        assert capsys.readouterr().out == f"no failed tasks in {journal_path}\n"
+
+    def test_retry_rejected_while_journal_in_use(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "exit 4")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+        capsys.readouterr()
+
+        with Journal(journal_path):
+            status = cli.main(["retry", str(journal_path)])
+
+        assert status == 1
+        assert f"journal {journal_path} is in use by a running process" in (
+            capsys.readouterr().err
+        )
+        assert _states(journal_path) == {"exit 4": TaskState.FAILED}
+
+    def test_retry_missing_journal_exits_one(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        status = cli.main(["retry", str(journal_path)])
+
+        assert status == 1
+        assert "not found" in capsys.readouterr().err
+        assert not journal_path.exists()
+
+
+def _fill_journal(path: Path, count: int, size: int) -> None:
+    """Add `count` done tasks whose results take about `size` bytes each."""
+    with Journal(path) as journal:
+        for number in range(count):
+            task, _ = journal.add(
+                "syncq._shell:run_command", '["true", null]', "{}", key=f"task {number}"
+            )
+            journal.start(task.id)
+            journal.finish(task.id, {"stdout": "x" * size})
+
+
+def _file_size(path: Path) -> int:
+    """Return the bytes of a journal file and its write-ahead log."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+class TestPurge:
+    def test_purge_done_deletes_only_done_tasks(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "true", "exit 4")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+        capsys.readouterr()
+
+        status = cli.main(["purge", str(journal_path), "--done"])
+
+        assert status == 0
+        assert _states(journal_path) == {"exit 4": TaskState.FAILED}
+        assert capsys.readouterr().out == f"deleted 1 done task from {journal_path}\n"
+
+    def test_purge_failed_deletes_only_failed_tasks(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        commands = _command_file(tmp_path, "true", "exit 4")
+        cli.main(["run", "--journal", str(journal_path), str(commands)])
+
+        cli.main(["purge", str(journal_path), "--failed"])
+
+        assert _states(journal_path) == {"true": TaskState.DONE}
+
+    def test_purge_all_deletes_pending_tasks(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        with Journal(journal_path) as journal:
+            journal.add("syncq._shell:run_command", '["true", null]', "{}", key="k")
+
+        status = cli.main(["purge", str(journal_path), "--all"])
+
+        assert status == 0
+        assert _states(journal_path) == {}
+        assert capsys.readouterr().out == f"deleted 1 task from {journal_path}\n"
+
+    def test_purge_all_rejected_while_journal_in_use(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        with Journal(journal_path) as journal:
+            journal.add("syncq._shell:run_command", '["true", null]', "{}", key="k")
+            status = cli.main(["purge", str(journal_path), "--all"])
+
+        assert status == 1
+        assert "is in use by a running process" in capsys.readouterr().err
+        assert _states(journal_path) == {"k": TaskState.PENDING}
+
+    def test_purge_done_allowed_while_journal_in_use(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        _fill_journal(journal_path, 1, 10)
+
+        with Journal(journal_path):
+            status = cli.main(["purge", str(journal_path), "--done"])
+
+        assert status == 0
+        assert _states(journal_path) == {}
+
+    def test_purge_older_than_keeps_recent_tasks(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        _fill_journal(journal_path, 2, 10)
+        _age(journal_path, "task 0", 8 * 86400)
+        _age(journal_path, "task 1", 6 * 86400)
+
+        cli.main(["purge", str(journal_path), "--done", "--older-than", "7d"])
+
+        assert _states(journal_path) == {"task 1": TaskState.DONE}
+
+    def test_purge_vacuum_shrinks_file(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        _fill_journal(journal_path, 200, 2000)
+        before = _file_size(journal_path)
+
+        status = cli.main(["purge", str(journal_path), "--done", "--vacuum"])
+
+        assert status == 0
+        assert _file_size(journal_path) < before / 10
+        assert f"vacuumed {journal_path}: " in capsys.readouterr().out
+
+    def test_purge_without_vacuum_keeps_file_size(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        _fill_journal(journal_path, 200, 2000)
+        before = _file_size(journal_path)
+
+        cli.main(["purge", str(journal_path), "--done"])
+
+        assert _file_size(journal_path) >= before
+
+    def test_purge_needs_a_state_option(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        status = cli.main(["purge", str(journal_path)])
+
+        assert status == 2
+        assert "one of the arguments --done --failed --all is required" in (
+            capsys.readouterr().err
+        )
+
+    @pytest.mark.parametrize(
+        "duration", ["7", "0d", "-1d", "7y", "7m", "1.5.2h", "nand", "inf d", ""]
+    )
+    def test_purge_rejects_bad_duration(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path, duration: str
+    ) -> None:
+        status = cli.main(
+            ["purge", str(journal_path), "--done", f"--older-than={duration}"]
+        )
+
+        assert status == 2
+        assert f"{duration!r}: expected" in capsys.readouterr().err
+
+    def test_purge_missing_journal_exits_one(
+        self, capsys: pytest.CaptureFixture[str], journal_path: Path
+    ) -> None:
+        status = cli.main(["purge", str(journal_path), "--done"])
+
+        assert status == 1
+        assert not journal_path.exists()
+
+
+@pytest.mark.timeout(30)
+class TestJournalCommandsInProcesses:
+    def test_process_retry_rejected_while_run_holds_lease(
+        self, tmp_path: Path, journal_path: Path
+    ) -> None:
+        Journal(journal_path).close()
+
+        with Journal(journal_path):
+            result = _syncq("retry", str(journal_path), cwd=tmp_path)
+
+        assert result.returncode == 1
+        assert f"pid {os.getpid()}" in result.stderr
+
+    def test_process_retry_then_run_reruns_failed(
+        self, tmp_path: Path, journal_path: Path
+    ) -> None:
+        log = tmp_path / "log"
+        marker = tmp_path / "tried"
+        commands = _command_file(
+            tmp_path,
+            f"test -e {marker} || {{ touch {marker}; exit 1; }}; echo ok >> {log}",
+        )
+        argv = ["run", "--journal", str(journal_path), str(commands)]
+        _syncq(*argv, cwd=tmp_path)
+
+        retried = _syncq("retry", str(journal_path), cwd=tmp_path)
+        rerun = _syncq(*argv, cwd=tmp_path)
+
+        assert retried.returncode == 0
+        assert rerun.returncode == 0
+        assert _words(log) == ["ok"]
+
+    def test_process_purge_prints_count(
+        self, tmp_path: Path, journal_path: Path
+    ) -> None:
+        _fill_journal(journal_path, 3, 10)
+
+        result = _syncq("purge", str(journal_path), "--done", "--vacuum", cwd=tmp_path)
+
+        assert result.returncode == 0
+        assert result.stdout.startswith(f"deleted 3 done tasks from {journal_path}\n")
