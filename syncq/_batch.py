@@ -331,6 +331,8 @@ _HALT_FORMS = (
     "where WHEN is soon or now, N is a whole number >= 1 and P a percentage "
     "above 0 and at most 100, such as now,fail=1 or soon,fail=10%"
 )
+# TODO: GNU parallel's done=N and done=P% forms, and its older values 0, 1, 2,
+# -1, -2 and 1-99%, are rejected; fail and success cover the common uses.
 _HALT_PATTERN = re.compile(
     r"(?P<when>soon|now),(?P<outcome>fail|success)="
     r"(?P<amount>[0-9]+(?:\.[0-9]+)?)(?P<percent>%?)"
