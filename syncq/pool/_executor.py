@@ -860,7 +860,21 @@ class WorkerPool(Executor):
                 )
                 self._set_outcome(task, run_seconds, ended, exception=exc)
                 return
-        self._set_outcome(task, run_seconds, ended, result=result)
+        # The common outcome, so it skips _set_outcome's keyword arguments.
+        with self._lock:
+            self._running -= 1
+            self._attempts.record(run_seconds, False, ended)
+            stop = self._count_finished(task)
+            self._completing.append(None)
+        try:
+            task.future.set_result(result)
+        finally:
+            self._completing.pop()
+        if self._joiners:
+            with self._lock:
+                self._idle.notify_all()
+        if stop:
+            self._stop()
 
     def _after_failure(
         self, task: Task, exc: BaseException, run_seconds: float, ended: float

@@ -125,6 +125,10 @@ class AttemptRecorder:
     """
 
     __slots__ = (
+        "_current",
+        "_current_end",
+        "_current_failed",
+        "_current_finished",
         "_durations",
         "_failed",
         "_finished",
@@ -154,6 +158,12 @@ class AttemptRecorder:
         self._seconds = [_NEVER] * self._slots
         self._finished = [0] * self._slots
         self._failed = [0] * self._slots
+        # The second being counted now, kept out of the ring until the clock
+        # passes _current_end, so that most records touch no list.
+        self._current = _NEVER
+        self._current_end = -math.inf
+        self._current_finished = 0
+        self._current_failed = 0
 
         # The earliest clock reading at which a recorded attempt started.
         self._origin = math.inf
@@ -172,8 +182,9 @@ class AttemptRecorder:
         """Record one attempt that ran for `run_seconds` and finished at `now`.
 
         Call it with the pool's lock held. It writes one float into a ring and
-        updates one or two counters in another. It allocates no objects beyond
-        the numbers that its arithmetic makes.
+        adds to one or two counters; once a second, it also moves the counters
+        into a ring of seconds. It allocates no objects beyond the numbers that
+        its arithmetic makes.
 
         Args:
             run_seconds: How long the task's function ran, as a difference of two
@@ -199,16 +210,29 @@ class AttemptRecorder:
         if started < self._origin:  # noqa: PLR1730
             self._origin = started
 
-        second = int(now // 1.0)
-        slot = second % self._slots
-        if self._seconds[slot] != second:
-            # The slot still counts a second that has left the window, so reuse it.
-            self._seconds[slot] = second
-            self._finished[slot] = 0
-            self._failed[slot] = 0
-        self._finished[slot] += 1
+        if now >= self._current_end:
+            self._next_second(now)
+        self._current_finished += 1
         if failed:
-            self._failed[slot] += 1
+            self._current_failed += 1
+
+    def _next_second(self, now: float) -> None:
+        """Move the counts of the second just ended into the ring, then count `now`'s.
+
+        A record whose reading is a little older than the last one, from a
+        thread that read the clock first but took the lock second, counts in
+        the current second.
+        """
+        if self._current != _NEVER:
+            slot = self._current % self._slots
+            self._seconds[slot] = self._current
+            self._finished[slot] = self._current_finished
+            self._failed[slot] = self._current_failed
+        second = int(now // 1.0)
+        self._current = second
+        self._current_end = second + 1.0
+        self._current_finished = 0
+        self._current_failed = 0
 
     def sample(self, now: float) -> AttemptSample:
         """Copy the counts of the window ending at `now` and the latest run times.
@@ -230,6 +254,9 @@ class AttemptRecorder:
             if second >= oldest:
                 finished += slot_finished
                 failed += slot_failed
+        if self._current >= oldest:
+            finished += self._current_finished
+            failed += self._current_failed
 
         # The window runs from the start of its oldest second to now. Early
         # on, the time since the first attempt started is shorter, and the
