@@ -178,7 +178,8 @@ class TestSignalDrain:
     """SIGTERM with a long timeout: the queued tasks drain and all succeed."""
 
     @pytest.fixture(scope="class")
-    def outcome(self, start_child: Callable[..., Child]) -> ChildOutcome:
+    @staticmethod
+    def outcome(start_child: Callable[..., Child]) -> ChildOutcome:
         child = start_child("--workers", "2", "--tasks", "4", "--timeout", "10")
         child.wait_for("ready")
 
@@ -229,7 +230,8 @@ class TestSignalInterrupt:
     """SIGINT, with the same drain."""
 
     @pytest.fixture(scope="class")
-    def outcome(self, start_child: Callable[..., Child]) -> ChildOutcome:
+    @staticmethod
+    def outcome(start_child: Callable[..., Child]) -> ChildOutcome:
         child = start_child("--tasks", "2")
         child.wait_for("ready")
 
@@ -256,7 +258,8 @@ class TestSignalTimeout:
     """SIGTERM with a short timeout: queued tasks are cancelled, running ones end."""
 
     @pytest.fixture(scope="class")
-    def outcome(self, start_child: Callable[..., Child]) -> ChildOutcome:
+    @staticmethod
+    def outcome(start_child: Callable[..., Child]) -> ChildOutcome:
         child = start_child("--tasks", "3", "--timeout", "0.2")
         child.wait_for("ready")
 
@@ -286,7 +289,8 @@ class TestSecondSignal:
     """A second signal cancels at once despite a long timeout; a third is ignored."""
 
     @pytest.fixture(scope="class")
-    def outcome(self, start_child: Callable[..., Child]) -> ChildOutcome:
+    @staticmethod
+    def outcome(start_child: Callable[..., Child]) -> ChildOutcome:
         child = start_child("--tasks", "3", "--timeout", "60")
         child.wait_for("ready")
 
@@ -324,7 +328,8 @@ class TestSignalBlockedSubmit:
     """A signal interrupts a submit that waits for a pending slot."""
 
     @pytest.fixture(scope="class")
-    def outcome(self, start_child: Callable[..., Child]) -> ChildOutcome:
+    @staticmethod
+    def outcome(start_child: Callable[..., Child]) -> ChildOutcome:
         child = start_child("--block", "submit", "--timeout", "0")
         child.wait_for("ready")
 
@@ -349,7 +354,8 @@ class TestSignalJournal:
     """With a journal, the tasks cancelled by a signal stay pending."""
 
     @pytest.fixture(scope="class")
-    def outcome(self, start_child: Callable[..., Child]) -> ChildOutcome:
+    @staticmethod
+    def outcome(start_child: Callable[..., Child]) -> ChildOutcome:
         child = start_child("--journal", "--tasks", "3", "--timeout", "0")
         child.wait_for("ready")
 
@@ -360,7 +366,8 @@ class TestSignalJournal:
         return child.finish()
 
     @pytest.fixture(scope="class")
-    def states(self, outcome: ChildOutcome) -> dict[str, str]:
+    @staticmethod
+    def states(outcome: ChildOutcome) -> dict[str, str]:
         with Journal(outcome.directory / "journal.db") as journal:
             return {task.key: task.state for task in journal.tasks() if task.key}
 
@@ -383,7 +390,8 @@ class TestSignalCaught:
     """A caller that catches SignalExit decides the exit status itself."""
 
     @pytest.fixture(scope="class")
-    def outcome(self, start_child: Callable[..., Child]) -> ChildOutcome:
+    @staticmethod
+    def outcome(start_child: Callable[..., Child]) -> ChildOutcome:
         child = start_child("--catch", "--tasks", "2", "--timeout", "0")
         child.wait_for("ready")
 
