@@ -61,6 +61,22 @@ def _name_of(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__qualname__", fn))
 
 
+def _check_multiplier(value: object) -> float:
+    """Return a backoff multiplier if it is a finite number of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"multiplier must be a finite number >= 1, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not (number >= 1 and math.isfinite(number)):
+        raise ValueError(f"multiplier must be a finite number >= 1, got {value!r}")
+    return number
+
+
 class Backoff(Protocol):
     """A strategy that gives the delay before the next attempt."""
 
@@ -101,9 +117,7 @@ class ExponentialBackoff:
     ) -> None:
         self.initial = check_non_negative("initial", initial, unit=" of seconds")
         self.max_delay = check_non_negative("max_delay", max_delay, unit=" of seconds")
-        self.multiplier = check_non_negative("multiplier", multiplier)
-        if self.multiplier < 1:
-            raise ValueError(f"multiplier must be >= 1, got {multiplier!r}")
+        self.multiplier = _check_multiplier(multiplier)
         self.jitter = jitter
         # Past this many steps the delay reaches the cap; computing the power
         # beyond it would overflow a float after about a thousand attempts.

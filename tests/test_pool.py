@@ -154,10 +154,13 @@ class TestExecutorContract:
     ) -> None:
         gate = Gate()
         with executor_class(1) as executor:
-            results = executor.map(lambda _: gate(), [1])
+            started = time.monotonic()
+            results = executor.map(lambda _: gate(), [1], timeout=0.05)
 
             with pytest.raises(FuturesTimeoutError):
                 next(results)
+            # The map's own timeout raised, not the gate's after WAIT seconds.
+            assert time.monotonic() - started < WAIT / 2
             gate.opened.set()
 
     @pytest.mark.parametrize("executor_class", [WorkerPool, ThreadPoolExecutor])

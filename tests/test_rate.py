@@ -121,6 +121,7 @@ class TestParseRateRejects:
             "5/2",
             "9" * 400 + "/s",
             "1/" + "9" * 400 + "d",
+            10**400,
         ],
     )
     def test_parse_rate_rejects_invalid_value(self, rate: object) -> None:

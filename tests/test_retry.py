@@ -133,6 +133,13 @@ class TestExponentialBackoff:
         with pytest.raises(error, match=next(iter(kwargs))):
             ExponentialBackoff(**kwargs)  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize("multiplier", [-1, 0.5, math.inf, 10**400])
+    def test_exponential_backoff_names_multiplier_minimum(
+        self, multiplier: float
+    ) -> None:
+        with pytest.raises(ValueError, match=r"multiplier must be .*>= 1"):
+            ExponentialBackoff(multiplier=multiplier)
+
 
 class TestFixedBackoff:
     def test_fixed_backoff_returns_same_delay(self) -> None:

@@ -87,7 +87,11 @@ def parse_rate(rate: object) -> ParsedRate:
         raise TypeError(
             f"rate must be {_ACCEPTED_FORMS}, got {type(rate).__name__} {rate!r}"
         )
-    number = float(rate)
+    try:
+        number = float(rate)
+    except OverflowError:
+        # An int too large for a float is not a finite rate either.
+        number = math.inf
     if not (number > 0 and math.isfinite(number)):
         raise ValueError(f"rate must be {_ACCEPTED_FORMS}, got {rate!r}")
     return ParsedRate(number, None, None)
