@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
 import itertools
 import logging
 import math
 import os
 import queue
-import sys
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Executor, Future
@@ -29,6 +26,7 @@ from syncq.clock import SYSTEM_CLOCK, Clock, SystemClock
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed, TaskTimeout
 from syncq.journal import Journal, encode_arguments, function_name, resolve_function
 from syncq.limiters import Limiter
+from syncq.pool._exit import ExitMixin
 from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
 from syncq.pool._map import map_ordered, map_unordered
@@ -61,41 +59,12 @@ T = TypeVar("T")
 # re-check covers trials made outside the pool, which the pool does not see end.
 HALF_OPEN_RECHECK = 1.0
 
-_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
-
 
 class _Retired(Exception):
     """Ends a worker thread whose timed-out attempt returned; a replacement runs."""
 
 
-def _shutdown_live_pools() -> None:
-    # Workers are daemon threads, so idle workers of a pool nobody shut down do
-    # not keep the interpreter alive. At exit, queued work still finishes, as
-    # with ThreadPoolExecutor, so a task that never returns blocks the exit.
-    # A program ending on Ctrl-C wants out instead: what has not started is
-    # cancelled, and only running tasks are waited for, until a second Ctrl-C.
-    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    interrupted = isinstance(last, KeyboardInterrupt)
-    try:
-        for pool in list(_live_pools):
-            if pool._forsaken:
-                pool._leave_running_tasks()
-            elif interrupted:
-                pool._cancel_at_exit()
-            else:
-                pool.shutdown(wait=True)
-    except KeyboardInterrupt:
-        logger.warning("interrupted again at exit; not waiting for running tasks")
-
-
-# Like ThreadPoolExecutor, drain before the atexit handlers run, since those may
-# tear down what the tasks use. NOTE: threading._register_atexit is private; it
-# exists from Python 3.9, and atexit is the fallback.
-_register_atexit = getattr(threading, "_register_atexit", atexit.register)
-_register_atexit(_shutdown_live_pools)
-
-
-class WorkerPool(Executor):
+class WorkerPool(ExitMixin, Executor):
     """Run calls on at most `max_workers` threads, with limits, retries and a journal.
 
     Args:
@@ -198,7 +167,7 @@ class WorkerPool(Executor):
             self._open_journal(journal)
         if breaker is not None:
             breaker.add_listener(self._on_breaker_change)
-        _live_pools.add(self)
+        self._register_live_pool()
 
     def _init_state(self) -> None:
         """Set up the lock, the flags and the counters that it guards."""
@@ -1166,41 +1135,6 @@ class WorkerPool(Executor):
             )
         self._join()
 
-    def _cancel_at_exit(self) -> None:
-        """Cancel what has not started and wait for the running tasks."""
-        self.shutdown(wait=False)
-        cancelled = self._cancel_waiting()
-        with self._lock:
-            running = self._running
-        if running:
-            logger.warning(
-                "interrupted: pool %s cancelled %d waiting tasks and waits for %d "
-                "running tasks; press Ctrl-C again to stop waiting",
-                self._thread_name_prefix,
-                cancelled,
-                running,
-            )
-        elif cancelled:
-            logger.info(
-                "interrupted: pool %s cancelled %d waiting tasks",
-                self._thread_name_prefix,
-                cancelled,
-            )
-        self._join()
-
-    def _leave_running_tasks(self) -> None:
-        """Stop a pool whose running tasks the user chose not to wait for."""
-        with self._lock:
-            running = self._running
-        if running:
-            logger.warning(
-                "pool %s does not wait for %d running tasks; they end with the "
-                "interpreter",
-                self._thread_name_prefix,
-                running,
-            )
-        _live_pools.discard(self)
-
     def _join(self) -> None:
         aborted = self._abort.is_set()
         with self._lock:
@@ -1232,7 +1166,7 @@ class WorkerPool(Executor):
             self._breaker.remove_listener(self._on_breaker_change)
         if self._journal is not None and self._owns_journal:
             self._journal.close()
-        _live_pools.discard(self)
+        self._unregister_live_pool()
         logger.info(
             "pool %s stopped: %d succeeded, %d failed, %d cancelled",
             self._thread_name_prefix,
