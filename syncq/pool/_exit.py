@@ -1,4 +1,4 @@
-"""What a pool that was never shut down does when the interpreter exits."""
+"""Interpreter exit: stopping the pools that were never shut down."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["ExitMixin"]
 
 logger = logging.getLogger(__name__)
 
-# Pools that have not stopped yet; the exit handler shuts them down.
+# Pools that have not stopped yet, which the exit handler shuts down.
 _live_pools: weakref.WeakSet[ExitMixin] = weakref.WeakSet()
 
 
@@ -47,7 +47,7 @@ class ExitMixin:
     _thread_name_prefix: str
     _forsaken: bool
 
-    # Defined by the other parts of WorkerPool; declared for the type checker.
+    # Defined by the other parts of WorkerPool and declared here for mypy.
     if TYPE_CHECKING:
 
         def shutdown(
@@ -63,7 +63,7 @@ class ExitMixin:
         _live_pools.add(self)
 
     def _unregister_live_pool(self) -> None:
-        """Leave the pool out of the exit handler, once it stopped."""
+        """Remove the pool from the exit handler's set once it has stopped."""
         _live_pools.discard(self)
 
     def _at_exit(self, interrupted: bool) -> None:
