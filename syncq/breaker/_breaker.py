@@ -8,16 +8,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
-from syncq._checks import check_int, check_positive
 from syncq.breaker._logs import log_automatic_transition, log_manual_transition
 from syncq.breaker._metrics import BreakerMetrics
-from syncq.breaker._options import (
-    build_rate_rule,
-    check_exceptions,
-    check_fallback_on_failure,
-    check_growth,
-    check_rate,
-)
+from syncq.breaker._options import check_options
 from syncq.breaker._permit import Permit
 from syncq.breaker._states import (
     CircuitState,
@@ -30,7 +23,7 @@ from syncq.breaker._states import (
     State,
     Transition,
 )
-from syncq.clock import SYSTEM_CLOCK, Clock
+from syncq.clock import Clock
 from syncq.errors import CircuitOpenError
 
 if TYPE_CHECKING:
@@ -205,83 +198,47 @@ class CircuitBreaker:
         name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._failure_threshold: int | None = None
-        if failure_threshold is not None:
-            self._failure_threshold = check_int(
-                "failure_threshold", failure_threshold, minimum=1
-            )
-        self._reset_timeout = check_positive(
-            "reset_timeout", reset_timeout, unit=" of seconds"
-        )
-        self._trial_timeout = self._reset_timeout
-        if trial_timeout is not None:
-            self._trial_timeout = check_positive(
-                "trial_timeout", trial_timeout, unit=" of seconds"
-            )
-        self._reset_timeout_multiplier, self._max_reset_timeout = check_growth(
-            reset_timeout_multiplier, max_reset_timeout, self._reset_timeout
-        )
-        self._half_open_max_calls = check_int(
-            "half_open_max_calls", half_open_max_calls, minimum=1
-        )
-        self._success_threshold = check_int(
-            "success_threshold", success_threshold, minimum=1
-        )
-        self._failure_exceptions = check_exceptions(
-            "failure_exceptions", failure_exceptions, base=Exception, allow_empty=False
-        )
-        self._ignore_exceptions = check_exceptions(
-            "ignore_exceptions", ignore_exceptions, base=BaseException, allow_empty=True
-        )
-        for option, predicate in (
-            ("failure_predicate", failure_predicate),
-            ("result_predicate", result_predicate),
-            ("fallback", fallback),
-        ):
-            if predicate is not None and not callable(predicate):
-                raise TypeError(
-                    f"{option} must be callable or None, got "
-                    f"{type(predicate).__name__}: {predicate!r}"
-                )
-        check_fallback_on_failure(fallback_on_failure, fallback)
-        self._fallback = fallback
-        self._fallback_on_failure = fallback_on_failure
-        self._failure_predicate = failure_predicate
-        self._result_predicate = result_predicate
-        self._slow_call_duration: float | None = None
-        if slow_call_duration is not None:
-            self._slow_call_duration = check_positive(
-                "slow_call_duration", slow_call_duration, unit=" of seconds"
-            )
-        slow_rate = check_rate("slow_call_rate_threshold", slow_call_rate_threshold)
-        if slow_rate is not None and self._slow_call_duration is None:
-            raise ValueError(
-                f"slow_call_rate_threshold={slow_rate!r} needs slow_call_duration, "
-                "the seconds after which a call is slow"
-            )
-        self._rule = build_rate_rule(
+        options = check_options(
+            failure_threshold=failure_threshold,
+            reset_timeout=reset_timeout,
+            half_open_max_calls=half_open_max_calls,
+            success_threshold=success_threshold,
+            trial_timeout=trial_timeout,
+            reset_timeout_multiplier=reset_timeout_multiplier,
+            max_reset_timeout=max_reset_timeout,
+            failure_exceptions=failure_exceptions,
+            ignore_exceptions=ignore_exceptions,
+            failure_predicate=failure_predicate,
+            result_predicate=result_predicate,
             failure_rate_threshold=failure_rate_threshold,
-            slow_call_rate_threshold=slow_rate,
             window_type=window_type,
             window_size=window_size,
             minimum_calls=minimum_calls,
+            slow_call_duration=slow_call_duration,
+            slow_call_rate_threshold=slow_call_rate_threshold,
+            fallback=fallback,
+            fallback_on_failure=fallback_on_failure,
+            name=name,
+            clock=clock,
         )
-        if self._failure_threshold is None and self._rule is None:
-            raise ValueError(
-                "failure_threshold=None needs failure_rate_threshold or "
-                "slow_call_rate_threshold, or the breaker could never open"
-            )
-        if name is not None and not isinstance(name, str):
-            raise TypeError(
-                f"name must be a str or None, got {type(name).__name__}: {name!r}"
-            )
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(
-                f"clock must provide monotonic() and sleep(), got {clock!r}"
-            )
-        self._name = name
+        self._failure_threshold = options.failure_threshold
+        self._reset_timeout = options.reset_timeout
+        self._trial_timeout = options.trial_timeout
+        self._reset_timeout_multiplier = options.reset_timeout_multiplier
+        self._max_reset_timeout = options.max_reset_timeout
+        self._half_open_max_calls = options.half_open_max_calls
+        self._success_threshold = options.success_threshold
+        self._failure_exceptions = options.failure_exceptions
+        self._ignore_exceptions = options.ignore_exceptions
+        self._fallback = options.fallback
+        self._fallback_on_failure = options.fallback_on_failure
+        self._failure_predicate = options.failure_predicate
+        self._result_predicate = options.result_predicate
+        self._slow_call_duration = options.slow_call_duration
+        self._rule = options.rule
+        self._name = options.name
         self._label = "(unnamed)" if name is None else repr(name)
-        self._clock = SYSTEM_CLOCK if clock is None else clock
+        self._clock = options.clock
 
         # Guards _state, _generation, _failure_count, the window in _rule,
         # _listeners, _pending, _delivering and the _settled flag of every
