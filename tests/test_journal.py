@@ -34,11 +34,11 @@ from syncq.journal import (
     Journal,
     JournalTask,
     TaskState,
-    _process_exists,
     encode_arguments,
     function_name,
     resolve_function,
 )
+from syncq.journal._lease import _process_exists
 from syncq.pool import WorkerPool
 
 # A real-time bound for subprocesses and threads, far above what they need.
