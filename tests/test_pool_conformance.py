@@ -1,15 +1,17 @@
 """Conformance tests: WorkerPool keeps the `concurrent.futures` executor contract.
 
-Every test body runs once on ``ThreadPoolExecutor`` and once on ``WorkerPool``,
-through the `executor_kind` fixture, so a pass shows that both executors behave
-as the `concurrent.futures` documentation describes. Where WorkerPool differs on
+Every test body runs on ``ThreadPoolExecutor``, on a plain ``WorkerPool`` and on
+a ``WorkerPool`` with a rate limit, a circuit breaker and a retry policy, through
+the `executor_kind` fixture. So a pass shows that each executor behaves as the
+`concurrent.futures` documentation describes, and that the pool's limiter,
+breaker and retry paths keep the contract too. Where WorkerPool differs on
 purpose, as docs/pool.md or its docstrings state, `TestDocumentedDifferences`
-asserts what each executor does. A third kind, ``limited-pool``, is a WorkerPool
-with a rate limit, whose workers take another path to a cancelled task.
+asserts what each executor does.
 
-`Future.result`, `wait` and `map` time out on the real monotonic clock in both
-executors, so the timeout tests wait for real deadlines of at most 0.2 s. The
-interpreter-exit tests start `conformance_child` in a new interpreter.
+`Future.result`, `wait` and `map` time out on the real monotonic clock in every
+executor, so the timeout tests wait for real deadlines of at most 0.2 s. The
+interpreter-exit tests start `conformance_child` in a new interpreter, once per
+executor that it builds: ``thread`` and ``pool``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ from typing import Any, Callable
 import conformance_child
 import pytest
 
+from syncq.breaker import CircuitBreaker, CircuitState
+from syncq.limiters import TokenBucket
 from syncq.pool import WorkerPool
+from syncq.retry import FixedBackoff, Retry
 
 WAIT = 5.0  # real seconds any expected event may take before the test fails
 SHORT_TIMEOUT = 0.05  # real seconds of a timeout that is meant to expire
@@ -52,24 +57,65 @@ CHILD_TIMEOUT = 15.0  # real seconds a child interpreter may take to exit
 PROMPT_EXIT = 3.0
 
 
-def _limited_pool(max_workers: int) -> WorkerPool:
-    # The rate is far above what a test uses, so no task waits for a token, but
-    # every task takes the pool's path for rate-limited tasks.
-    return WorkerPool(max_workers, rate_limit="1000/s")
+class _NeverRaised(Exception):
+    """An exception that no task of these tests raises."""
 
 
-# TODO: run every test on a pool with a limiter, a breaker and a retry policy
-# too. Only the cancellation test uses limited-pool now, to keep the run short.
-DEFAULT_KINDS = sorted(conformance_child.EXECUTORS)
+@dataclasses.dataclass(frozen=True)
+class Guards:
+    """The rate limit, breaker and retry policy of a ``guarded-pool`` executor.
+
+    Every attempt takes a token, goes through the breaker and is judged by the
+    policy, so the tests cover those paths of the pool, yet none of them
+    changes an outcome. The bucket starts full with 1,000 tokens and no test
+    runs more than a few dozen attempts on one executor, so no attempt waits
+    for a token. Each executor gets a breaker of its own that opens after 1,000
+    consecutive failures, while no contract test makes more than a few tasks
+    fail. The policy retries only `_NeverRaised`, so every failure reaches the
+    future after one attempt, as the contract expects. `TestGuardedPool`
+    checks the breaker and the policy on a workload with failures.
+    """
+
+    bucket: TokenBucket
+    breaker: CircuitBreaker
+    retry: Retry
+
+    @classmethod
+    def build(cls) -> Guards:
+        """Return new guards, which no other executor shares."""
+        return cls(
+            bucket=TokenBucket(1000, capacity=1000),
+            breaker=CircuitBreaker(failure_threshold=1000),
+            retry=Retry(3, backoff=FixedBackoff(0), retry_on=_NeverRaised),
+        )
+
+
+def _guarded_pool(max_workers: int, guards: Guards | None = None) -> WorkerPool:
+    """Build a WorkerPool behind `guards`, or behind new `Guards`."""
+    if guards is None:
+        guards = Guards.build()
+    return WorkerPool(
+        max_workers,
+        rate_limit=guards.bucket,
+        breaker=guards.breaker,
+        retry=guards.retry,
+    )
+
+
 BUILDERS: dict[str, Callable[[int], Executor]] = {
     **conformance_child.EXECUTORS,
-    "limited-pool": _limited_pool,
+    "guarded-pool": _guarded_pool,
 }
+DEFAULT_KINDS = sorted(BUILDERS)
+# The kinds that conformance_child builds in a child interpreter.
+CHILD_KINDS = sorted(conformance_child.EXECUTORS)
+# The executor whose behaviour each kind shares, for TestDocumentedDifferences.
+FAMILIES = {"thread": "thread", "pool": "pool", "guarded-pool": "pool"}
 
 
 @pytest.fixture(params=DEFAULT_KINDS)
 def executor_kind(request: pytest.FixtureRequest) -> str:
-    """Return the name of the executor under test: ``thread`` or ``pool``."""
+    """Return the name of the executor under test, a key of `BUILDERS`."""
     kind: str = request.param
     return kind
 
@@ -79,6 +125,8 @@ class ExecutorFactory:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        # The executor, "thread" or "pool", whose documented behaviour these share.
+        self.family = FAMILIES[kind]
         self._created: list[Executor] = []
 
     def __call__(self, max_workers: int = 2) -> Executor:
@@ -814,7 +862,6 @@ class TestWaitAndAsCompleted:
         assert not_done == {blocked}
         gate.opened.set()
 
-    @pytest.mark.parametrize("executor_kind", [*DEFAULT_KINDS, "limited-pool"])
     def test_wait_counts_future_cancelled_in_queue(
         self, make_executor: ExecutorFactory
     ) -> None:
@@ -866,6 +913,22 @@ class TestArguments:
     ) -> None:
         with pytest.raises(ValueError, match="max_workers"):
             make_executor(max_workers)
+
+
+class TestGuardedPool:
+    def test_guarded_pool_guards_never_act(self) -> None:
+        guards = Guards.build()
+        with _guarded_pool(2, guards) as executor:
+            failing = [executor.submit(raise_value_error, "fails") for _ in range(20)]
+            passing = [executor.submit(abs, -n) for n in range(20)]
+            errors = [future.exception(WAIT) for future in failing]
+            values = [future.result(WAIT) for future in passing]
+            stats = executor.stats()
+
+        assert all(isinstance(error, ValueError) for error in errors)
+        assert values == list(range(20))
+        assert stats.retried == 0
+        assert guards.breaker.state is CircuitState.CLOSED
 
 
 def _run_child(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -926,6 +989,7 @@ needs_sigint = pytest.mark.skipif(
 
 
 @needs_sigint
+@pytest.mark.parametrize("executor_kind", CHILD_KINDS)
 class TestInterpreterExit:
     def test_interpreter_exit_finishes_queued_tasks(self, executor_kind: str) -> None:
         child = _run_child("exit", executor_kind)
@@ -976,7 +1040,7 @@ class TestDocumentedDifferences:
 
         executor.map(abs, map(read, range(100)))
 
-        assert len(read.calls) == expected[make_executor.kind]
+        assert len(read.calls) == expected[make_executor.family]
 
     def test_map_results_after_shutdown(self, make_executor: ExecutorFactory) -> None:
         # ThreadPoolExecutor submits every item in map(), so its results outlive
@@ -992,7 +1056,7 @@ class TestDocumentedDifferences:
         except RuntimeError:
             outcome = "RuntimeError"
 
-        assert outcome == expected[make_executor.kind]
+        assert outcome == expected[make_executor.family]
 
     def test_shutdown_from_own_task_keeps_accepting(
         self, make_executor: ExecutorFactory
@@ -1010,9 +1074,10 @@ class TestDocumentedDifferences:
         else:
             accepted = True
 
-        assert accepted is accepts[make_executor.kind]
+        assert accepted is accepts[make_executor.family]
 
     @needs_sigint
+    @pytest.mark.parametrize("executor_kind", CHILD_KINDS)
     @pytest.mark.parametrize("style", ["with", "bare"])
     def test_interrupt_cancels_queued_tasks(
         self, executor_kind: str, style: str
