@@ -24,11 +24,12 @@ from syncq._checks import (
 )
 from syncq.clock import SYSTEM_CLOCK, Clock, SystemClock
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed, TaskTimeout
-from syncq.journal import Journal, encode_arguments, function_name, resolve_function
+from syncq.journal import Journal
 from syncq.limiters import Limiter
 from syncq.pool._exit import ExitMixin
 from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
+from syncq.pool._journaling import JournalMixin
 from syncq.pool._map import map_ordered, map_unordered
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._stats import AttemptRecorder
@@ -64,7 +65,7 @@ class _Retired(Exception):
     """Ends a worker thread whose timed-out attempt returned; a replacement runs."""
 
 
-class WorkerPool(ExitMixin, Executor):
+class WorkerPool(ExitMixin, JournalMixin, Executor):
     """Run calls on at most `max_workers` threads, with limits, retries and a journal.
 
     Args:
@@ -478,89 +479,6 @@ class WorkerPool(ExitMixin, Executor):
             return 2 * self._max_workers
         return check_int("buffersize", buffersize, minimum=1)
 
-    # -- journal ---------------------------------------------------------------
-
-    def _open_journal(self, journal: Journal | str | os.PathLike[str]) -> None:
-        if isinstance(journal, Journal):
-            self._journal = journal
-        else:
-            self._journal = Journal(journal)
-            self._owns_journal = True
-        for entry in self._journal.recover():
-            try:
-                fn = resolve_function(entry.function)
-            except (ImportError, AttributeError) as exc:
-                logger.error(
-                    "journal task %d (%s) cannot be recovered: %s",
-                    entry.id,
-                    entry.function,
-                    exc,
-                )
-                self._journal.fail(entry.id, f"cannot import {entry.function}: {exc}")
-                continue
-            task = Task(
-                fn,
-                tuple(entry.args),
-                entry.kwargs,
-                entry.priority,
-                self._retry,
-                timeout=self._task_timeout,
-            )
-            task.journal_id = entry.id
-            task.key = entry.key
-            if entry.key is not None:
-                self._by_key[entry.key] = task.future
-            # Recovered tasks were accepted by an earlier run, so they do not
-            # wait for a pending slot; opening the pool never blocks on them.
-            self._reserve_slot(True, None, bounded=False)
-            self._ready.put(task, priority=task.priority)
-            self.recovered.append(task.future)
-        if self.recovered:
-            logger.info(
-                "pool recovered %d tasks from journal %s",
-                len(self.recovered),
-                self._journal.path,
-            )
-
-    def _submit_journaled(
-        self,
-        journal: Journal,
-        task: Task,
-        options: Options,
-    ) -> Future[Any]:
-        key = options.key
-        name = function_name(task.fn)
-        args_json, kwargs_json = encode_arguments(name, task.args, task.kwargs)
-        with self._keys_lock:
-            if key is not None:
-                existing = self._by_key.get(key)
-                if existing is not None:
-                    return existing
-            # Take the pending slot first: a submit that raises queue.Full must
-            # leave nothing in the journal for a later run to execute.
-            self._reserve_slot(options.block, options.block_timeout)
-            try:
-                entry, created = journal.add(
-                    name, args_json, kwargs_json, key=key, priority=task.priority
-                )
-                if not created:
-                    self._release_slot()
-                    done: Future[Any] = Future()
-                    done.set_result(entry.result)
-                    return done
-                task.journal_id = entry.id
-                task.key = key
-                if key is not None:
-                    self._by_key[key] = task.future
-                self._enqueue(task, options)
-            except BaseException:
-                # The row, if written, stays pending for the next run.
-                if key is not None:
-                    self._by_key.pop(key, None)
-                self._release_slot()
-                raise
-        return task.future
-
     # -- running ---------------------------------------------------------------
 
     def _work(self) -> None:
@@ -797,18 +715,6 @@ class WorkerPool(ExitMixin, Executor):
                 self._idle.notify_all()
         return True
 
-    @staticmethod
-    def _start_in_journal(journal: Journal, journal_id: int) -> JournalError | None:
-        try:
-            taken = journal.start(journal_id)
-        except JournalError as exc:
-            return exc
-        if not taken:
-            return JournalError(
-                f"journal task {journal_id} was taken over by another run"
-            )
-        return None
-
     def _emit(self, event: str, task: Task, attempt: int, *args: Any) -> None:
         name = describe(task.fn, task.key)
         call_hooks(
@@ -879,17 +785,6 @@ class WorkerPool(ExitMixin, Executor):
             self._retried += 1
             self._attempts.record(run_seconds, True, ended)
         self._timer.schedule(task, delay)
-
-    @staticmethod
-    def _journal_write(
-        write: Callable[[int, str], None], journal_id: int, exc: BaseException
-    ) -> None:
-        try:
-            write(journal_id, f"{type(exc).__name__}: {exc}")
-        except JournalError:
-            logger.exception(
-                "journal could not record the failure of task %d", journal_id
-            )
 
     def _set_outcome(
         self,
