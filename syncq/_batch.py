@@ -1,4 +1,8 @@
-"""The batch runner behind ``syncq run``: reading, running, reporting, halting.
+"""The batch runner behind ``syncq run``: it runs each command read and reports it.
+
+The reader, the console, ``--halt`` and the tally of outcomes have modules of
+their own: `syncq._batch_reader`, `syncq._batch_console`, `syncq._batch_halt`
+and `syncq._batch_outcomes`.
 
 In a journal, a command's key is its line as written. A line that repeats an
 earlier one gets a newline, ``#`` and its occurrence number appended, as in
@@ -11,16 +15,24 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import queue
 import re
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import IO, Any, TextIO, Union
+from typing import Any
 
+from syncq._batch_console import PROGRESS_INTERVAL, Console
+from syncq._batch_halt import HALT_MAX_FAILED_STATUS, HaltCondition, HaltWatch
+from syncq._batch_outcomes import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGNAL_BASE,
+    Tally,
+    pluralize,
+)
+from syncq._batch_reader import EndOfInput, Event, Line, Reader
 from syncq._shell import (
     KILL_GRACE,
     CommandFailed,
@@ -33,19 +45,6 @@ from syncq.journal import Journal, TaskState
 from syncq.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_SIGNAL_BASE = 128
-
-HALT_MIN_FINISHED = 3
-"""Commands that must have finished before a ``--halt`` percentage is judged."""
-
-# Seconds between redraws of the progress line while nothing finishes.
-PROGRESS_INTERVAL = 0.2
-# The shortest interval between two redraws.
-PROGRESS_MIN_INTERVAL = 0.1
-ERASE_LINE = "\r\x1b[K"
 
 
 class UserError(Exception):
@@ -114,359 +113,6 @@ def ignoring_interrupts() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-
-
-@dataclasses.dataclass(frozen=True)
-class Line:
-    """A command read from the input."""
-
-    number: int
-    command: str
-
-
-@dataclasses.dataclass(frozen=True)
-class EndOfInput:
-    """The input is exhausted, or reading it failed with `error`."""
-
-    error: OSError | None = None
-
-
-Event = Union[Line, EndOfInput, Future[Any]]
-
-
-class Reader:
-    """A thread that reads commands into the event queue, a bounded window ahead.
-
-    Each command takes one credit from the window; `release` gives it back once
-    the command has been reported.
-    """
-
-    def __init__(self, stream: IO[Any], owned: bool, *, window: int) -> None:
-        self._stream = stream
-        self._owned = owned
-        self._credits = threading.Semaphore(window)
-        self._window = window
-        self._stopped = threading.Event()
-        self._events: queue.Queue[Event] | None = None
-        self._started = False
-        # A daemon, because it may block reading a terminal or a pipe forever.
-        self._thread = threading.Thread(
-            target=self._read, name="syncq-run-reader", daemon=True
-        )
-
-    def start(self, events: queue.Queue[Event]) -> None:
-        """Start reading; lines and the end of input go to `events`."""
-        self._events = events
-        self._started = True
-        self._thread.start()
-
-    def close_unless_started(self) -> None:
-        """Close a stream of ours that the thread never took over."""
-        if not self._started and self._owned:
-            self._stream.close()
-
-    def release(self) -> None:
-        """Return one credit to the window."""
-        self._credits.release()
-
-    def stop(self) -> None:
-        """Ask the thread to stop before its next command."""
-        self._stopped.set()
-        self._credits.release(self._window)
-
-    def _read(self) -> None:
-        events = self._events
-        if events is None:
-            return
-        try:
-            self._read_lines(events)
-        except OSError as exc:
-            events.put(EndOfInput(exc))
-        else:
-            events.put(EndOfInput())
-        finally:
-            if self._owned:
-                self._stream.close()
-
-    def _read_lines(self, events: queue.Queue[Event]) -> None:
-        for number, raw in enumerate(self._stream, 1):
-            command = decode_line(raw)
-            if not command.strip() or command.lstrip().startswith("#"):
-                continue
-            self._credits.acquire()
-            if self._stopped.is_set():
-                return
-            events.put(Line(number, command))
-
-
-def decode_line(raw: bytes | str) -> str:
-    # os.fsdecode is what subprocess reverses with os.fsencode, so the shell
-    # receives the bytes of the file unchanged, even if they are not UTF-8.
-    line = os.fsdecode(raw) if isinstance(raw, bytes) else raw
-    if line.endswith("\n"):
-        line = line[:-1]
-    if line.endswith("\r"):
-        line = line[:-1]
-    return line
-
-
-class Console:
-    """The output side of a run: command output, the progress line, messages."""
-
-    def __init__(
-        self, stdout: TextIO, stderr: TextIO, *, progress: bool, clock: Clock | None
-    ) -> None:
-        self._stdout = stdout
-        self._stderr = stderr
-        self._progress = progress
-        self._clock = clock if clock is not None else SYSTEM_CLOCK
-        self._progress_shown = False
-        self._last_draw = -math.inf
-        self._stdout_closed = False
-
-    @property
-    def progress(self) -> bool:
-        """Whether the progress line is drawn."""
-        return self._progress
-
-    def output(self, stdout: str, stderr: str) -> None:
-        """Write one command's output, standard output first, each in one piece.
-
-        Raises:
-            BrokenPipeError: Our standard output was closed by its reader.
-        """
-        if not stdout and not stderr:
-            return
-        self.clear_progress()
-        if stdout and not self._stdout_closed:
-            try:
-                write_exact(self._stdout, stdout)
-            except BrokenPipeError:
-                self._stdout_closed = True
-                discard_stdout()
-                raise
-        if stderr:
-            write_exact(self._stderr, stderr)
-
-    def message(self, text: str) -> None:
-        """Write one line to stderr."""
-        self.clear_progress()
-        self._stderr.write(text + "\n")
-        self._stderr.flush()
-
-    def draw_progress(self, text: str) -> None:
-        """Replace the progress line with `text`, at most every 0.1 s."""
-        if not self._progress:
-            return
-        now = self._clock.monotonic()
-        if now - self._last_draw < PROGRESS_MIN_INTERVAL:
-            return
-        self._last_draw = now
-        self._stderr.write(ERASE_LINE + text)
-        self._stderr.flush()
-        self._progress_shown = True
-
-    def clear_progress(self) -> None:
-        """Erase the progress line, if it is shown."""
-        if self._progress_shown:
-            self._stderr.write(ERASE_LINE)
-            self._stderr.flush()
-            self._progress_shown = False
-            self._last_draw = -math.inf
-
-
-def write_exact(stream: TextIO, text: str) -> None:
-    """Write `text` as the bytes the command produced, through the binary buffer."""
-    stream.flush()
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:
-        stream.write(text)
-        stream.flush()
-        return
-    buffer.write(text.encode("utf-8", "surrogateescape"))
-    buffer.flush()
-
-
-def discard_stdout() -> None:
-    # Point file descriptor 1 at /dev/null, so the interpreter's final flush
-    # does not fail again on the closed pipe.
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-@dataclasses.dataclass
-class Tally:
-    """Counts of the outcomes of a run's commands so far."""
-
-    read: int = 0
-    """Commands read from the input."""
-    covered: int = 0
-    """Commands read that a task resumed from the journal runs."""
-    resumed: int = 0
-    """Tasks an earlier run left unfinished, which this run runs again."""
-    succeeded: int = 0
-    failed: int = 0
-    stopped: int = 0
-    """Commands that were running when the run was interrupted."""
-    skipped: int = 0
-    """Commands read that an earlier run had done."""
-    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    """The reason and the command line of each failure, in order."""
-
-    @property
-    def total(self) -> int:
-        """The commands of the run: those read, and resumed tasks not read."""
-        return self.read - self.covered + self.resumed
-
-    @property
-    def finished(self) -> int:
-        """The commands that succeeded, failed, were stopped or were skipped."""
-        return self.succeeded + self.failed + self.stopped + self.skipped
-
-
-_HALT_FORMS = (
-    "never, or WHEN,fail=N, WHEN,fail=P%, WHEN,success=N or WHEN,success=P%, "
-    "where WHEN is soon or now, N is a whole number >= 1 and P a percentage "
-    "above 0 and at most 100, such as now,fail=1 or soon,fail=10%"
-)
-# TODO: GNU parallel's done=N and done=P% forms, and its older values 0, 1, 2,
-# -1, -2 and 1-99%, are rejected; fail and success cover the common uses.
-_HALT_PATTERN = re.compile(
-    r"(?P<when>soon|now),(?P<outcome>fail|success)="
-    r"(?P<amount>[0-9]+(?:\.[0-9]+)?)(?P<percent>%?)"
-)
-# A run halted by fail=N exits with its number of failed commands, capped at
-# this value, as GNU parallel does.
-HALT_MAX_FAILED_STATUS = 101
-
-
-@dataclasses.dataclass(frozen=True)
-class HaltCondition:
-    """When ``syncq run --halt`` stops a batch before every command has run.
-
-    Attributes:
-        when: ``"soon"`` starts no more commands and waits for those running;
-            ``"now"`` also stops those running.
-        outcome: ``"fail"`` or ``"success"``, the outcome that is counted.
-        count: Halt once this many commands had the outcome, or None.
-        percent: Halt once this percentage of the commands finished so far had
-            the outcome, judged from `HALT_MIN_FINISHED` finished commands on;
-            or None.
-    """
-
-    when: str
-    outcome: str
-    count: int | None = None
-    percent: float | None = None
-
-    def reached(self, succeeded: int, failed: int) -> bool:
-        """Return whether these counts of finished commands meet the condition."""
-        hits = failed if self.outcome == "fail" else succeeded
-        if self.count is not None:
-            return hits >= self.count
-        finished = succeeded + failed
-        if self.percent is None or finished < HALT_MIN_FINISHED:
-            return False
-        return hits * 100 >= self.percent * finished
-
-    def __str__(self) -> str:
-        amount = str(self.count) if self.percent is None else f"{self.percent:g}%"
-        return f"{self.when},{self.outcome}={amount}"
-
-
-def parse_halt(text: str) -> HaltCondition | None:
-    """Parse the value of ``--halt``; return None for ``never``.
-
-    Raises:
-        ValueError: `text` has none of the accepted forms; the message names it
-            and lists the forms.
-    """
-    if text == "never":
-        return None
-    match = _HALT_PATTERN.fullmatch(text)
-    if match is None:
-        raise ValueError(f"invalid halt condition {text!r}: expected {_HALT_FORMS}")
-    when, outcome, amount = match["when"], match["outcome"], match["amount"]
-    if match["percent"]:
-        percent = float(amount)
-        if 0 < percent <= 100:
-            return HaltCondition(when, outcome, percent=percent)
-    elif "." not in amount and int(amount) >= 1:
-        return HaltCondition(when, outcome, count=int(amount))
-    raise ValueError(f"invalid halt condition {text!r}: expected {_HALT_FORMS}")
-
-
-def command_status(exc: BaseException | None) -> int:
-    """Return the exit status a shell would give for a command that raised `exc`."""
-    if exc is None:
-        return EXIT_OK
-    if isinstance(exc, CommandFailed):
-        if exc.returncode < 0:
-            return EXIT_SIGNAL_BASE - exc.returncode
-        if exc.returncode > 0:
-            return exc.returncode
-    return EXIT_FAILED
-
-
-@dataclasses.dataclass(frozen=True)
-class HaltDecision:
-    """The counts when a ``--halt`` condition was met, and the deciding command."""
-
-    succeeded: int
-    failed: int
-    exit_status: int
-    """The exit status of the command whose outcome met the condition."""
-
-
-class HaltWatch:
-    """The counter of command outcomes that pauses the pool once the batch halts.
-
-    `observe` is a done callback, so it runs in the worker thread that finished
-    the command, before that worker takes another task. Pausing the pool there
-    keeps that worker from starting another command. Only a worker that finishes
-    a command at the same moment may still start one.
-    """
-
-    def __init__(self, condition: HaltCondition, pool: WorkerPool) -> None:
-        self.condition = condition
-        self._pool = pool
-        # Guards the counts and the decision, which worker threads update.
-        self._lock = threading.Lock()
-        self._succeeded = 0
-        self._failed = 0
-        self._decision: HaltDecision | None = None
-
-    @property
-    def decision(self) -> HaltDecision | None:
-        """The decision to halt, or None while the condition is not met."""
-        with self._lock:
-            return self._decision
-
-    def observe(self, future: Future[Any]) -> None:
-        """Count the outcome of a command's future, and decide whether to halt."""
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if isinstance(exc, CommandFailed) and exc.interrupted:
-            return
-        with self._lock:
-            if exc is None:
-                self._succeeded += 1
-            else:
-                self._failed += 1
-            if self._decision is not None or not self.condition.reached(
-                self._succeeded, self._failed
-            ):
-                return
-            self._decision = HaltDecision(
-                self._succeeded, self._failed, command_status(exc)
-            )
-        # A pool that is already shut down raises RuntimeError; the batch is
-        # then ending, and starts nothing more anyway.
-        with contextlib.suppress(RuntimeError):
-            self._pool.pause()
 
 
 class Batch:
@@ -800,9 +446,3 @@ class Batch:
             finished = decision.succeeded + decision.failed
             outcomes = f"{counted} of {finished} finished commands {verb}"
         return f"halted by --halt {condition} after {outcomes}"
-
-
-def pluralize(count: int, singular: str, plural: str | None = None) -> str:
-    if count == 1:
-        return f"1 {singular}"
-    return f"{count} {plural or singular + 's'}"

@@ -6,7 +6,7 @@ halts the batch early, and a journal that lets a rerun skip the commands already
 done. ``syncq status JOURNAL`` shows what a journal contains, ``syncq retry``
 queues its failed tasks again, and ``syncq purge`` deletes finished ones. Of all
 syncq modules, only this one configures logging output. The batch runner itself
-is in `syncq._batch`.
+is in `syncq._batch` and the modules beside it.
 """
 
 from __future__ import annotations
@@ -24,22 +24,17 @@ from typing import IO, Any, Callable, TextIO
 
 from syncq import __version__
 from syncq._batch import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_SIGNAL_BASE,
-    HALT_MIN_FINISHED,
     Batch,
-    Console,
-    HaltCondition,
-    Reader,
     Terminated,
     Unfinished,
     UserError,
     display_key,
     key_from_display,
-    parse_halt,
-    pluralize,
 )
+from syncq._batch_console import Console
+from syncq._batch_halt import HALT_MIN_FINISHED, HaltCondition, parse_halt
+from syncq._batch_outcomes import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, pluralize
+from syncq._batch_reader import Reader
 from syncq._shell import (
     KILL_GRACE,
     CommandFailed,

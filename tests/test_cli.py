@@ -26,7 +26,7 @@ import pytest
 
 import syncq
 from syncq import cli
-from syncq._batch import HALT_MIN_FINISHED, HaltCondition, parse_halt
+from syncq._batch_halt import HALT_MIN_FINISHED, HaltCondition, parse_halt
 from syncq._shell import CommandFailed, allow_commands, run_command, stop_commands
 from syncq.journal import Journal, TaskState
 from syncq.testing import FakeClock
