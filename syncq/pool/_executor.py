@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Executor, Future
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq._checks import (
     check_int,
@@ -23,7 +23,7 @@ from syncq._checks import (
     check_timeout,
 )
 from syncq.clock import SYSTEM_CLOCK, Clock, SystemClock
-from syncq.errors import CircuitOpenError, JournalError, QueueClosed, TaskTimeout
+from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal
 from syncq.limiters import Limiter
 from syncq.pool._exit import ExitMixin
@@ -42,8 +42,9 @@ from syncq.pool._task import (
     make_limiter,
     make_retry,
 )
+from syncq.pool._timeouts import Retired, TimeoutMixin
 from syncq.pool._timer import Timer
-from syncq.pool._watchdog import Attempt, Watchdog
+from syncq.pool._watchdog import Watchdog
 from syncq.retry import Retry
 
 if TYPE_CHECKING:
@@ -61,11 +62,7 @@ T = TypeVar("T")
 HALF_OPEN_RECHECK = 1.0
 
 
-class _Retired(Exception):
-    """Ends a worker thread whose timed-out attempt returned; a replacement runs."""
-
-
-class WorkerPool(ExitMixin, JournalMixin, Executor):
+class WorkerPool(ExitMixin, JournalMixin, TimeoutMixin, Executor):
     """Run calls on at most `max_workers` threads, with limits, retries and a journal.
 
     Args:
@@ -495,7 +492,7 @@ class WorkerPool(ExitMixin, JournalMixin, Executor):
                 continue
             try:
                 run(task)
-            except _Retired:
+            except Retired:
                 return
 
     def _run(self, task: Task) -> None:
@@ -560,87 +557,6 @@ class WorkerPool(ExitMixin, JournalMixin, Executor):
             self._after_success(task, result, ended - started, ended)
         if permit is not None:
             self._release_held()
-
-    def _run_timed(self, task: Task, timeout: float, permit: Permit | None) -> None:
-        """Run one attempt that the watchdog gives up after `timeout` seconds."""
-        started = self._monotonic()
-        attempt = Attempt(
-            task,
-            permit,
-            threading.current_thread(),
-            started_at=started,
-            timeout=timeout,
-        )
-        self._watchdog.start(attempt)
-        try:
-            result = task.fn(*task.args, **task.kwargs)
-        except BaseException as exc:
-            if not self._watchdog.finish(attempt):
-                self._retire(attempt, exc)
-            ended = self._monotonic()
-            if permit is not None:
-                permit.record_failure(exc)
-            self._after_failure(task, exc, ended - started, ended)
-        else:
-            if not self._watchdog.finish(attempt):
-                self._retire(attempt, None)
-            ended = self._monotonic()
-            if permit is not None:
-                permit.record_success()
-            self._after_success(task, result, ended - started, ended)
-        if permit is not None:
-            self._release_held()
-
-    def _expire(self, attempt: Attempt) -> None:
-        """Fail an attempt that ran past its timeout; called on the watchdog."""
-        task = attempt.task
-        name = describe(task.fn, task.key)
-        exc = TaskTimeout(
-            f"task {name} did not finish within {attempt.timeout:g} seconds",
-            attempt.timeout,
-        )
-        logger.warning(
-            "task %s attempt %d timed out after %g s; thread %s runs on until "
-            "the function returns, and what it returns is discarded",
-            name,
-            task.attempts + 1,
-            attempt.timeout,
-            attempt.thread.name,
-        )
-        with self._lock:
-            self._timed_out += 1
-            self._abandoned += 1
-            # The thread no longer counts as a worker.
-            if attempt.thread in self._threads:
-                self._threads.remove(attempt.thread)
-        if attempt.permit is not None:
-            attempt.permit.record_failure(exc)
-        now = self._monotonic()
-        self._after_failure(task, exc, now - attempt.started_at, now)
-        if attempt.permit is not None:
-            self._release_held()
-        # Another worker takes the thread's place, so max_workers tasks may
-        # still run; it starts after the outcome, so that tasks queued behind
-        # this one see it decided.
-        with self._lock:
-            if not self._stopped and len(self._threads) < self._max_workers:
-                self._start_worker()
-
-    def _retire(self, attempt: Attempt, exc: BaseException | None) -> NoReturn:
-        """Discard the late outcome of a timed-out attempt and end its thread."""
-        elapsed = self._clock.monotonic() - attempt.started_at
-        logger.warning(
-            "task %s returned %s after %.3f s, past its timeout of %g s; "
-            "the outcome is discarded",
-            describe(attempt.task.fn, attempt.task.key),
-            "a result" if exc is None else type(exc).__name__,
-            elapsed,
-            attempt.timeout,
-        )
-        with self._lock:
-            self._abandoned -= 1
-            self._idle.notify_all()
-        raise _Retired
 
     def _give_up_over_budget(
         self, task: Task, permit: Permit | None, elapsed: float
