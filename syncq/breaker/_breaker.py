@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
-from syncq.breaker._logs import log_automatic_transition, log_manual_transition
+from syncq.breaker._listeners import Dispatcher
 from syncq.breaker._metrics import BreakerMetrics
 from syncq.breaker._options import check_options
 from syncq.breaker._permit import Permit
@@ -240,10 +239,16 @@ class CircuitBreaker:
         self._label = "(unnamed)" if name is None else repr(name)
         self._clock = options.clock
 
-        # Guards _state, _generation, _failure_count, the window in _rule,
-        # _listeners, _pending, _delivering and the _settled flag of every
-        # permit this breaker issues.
+        # Guards _state, _generation, _failure_count, the window in _rule, the
+        # listeners and queued transitions in _dispatcher, and the _settled flag
+        # of every permit this breaker issues.
         self._lock = threading.Lock()
+        self._dispatcher: Dispatcher[CircuitBreaker] = Dispatcher(
+            self._lock,
+            self._label,
+            self._half_open_max_calls,
+            self._success_threshold,
+        )
         self._state: State = ClosedState(self._failure_threshold, self._rule)
         # True if a call in CLOSED must leave the fast path: it is timed, its
         # result is checked, or every success goes into a window.
@@ -263,13 +268,6 @@ class CircuitBreaker:
         # Seconds the next opening lasts: grows on each reopening after a failed
         # trial and returns to reset_timeout on close.
         self._open_seconds = self._reset_timeout
-        # Replaced, never mutated, so delivery can iterate it without the lock.
-        self._listeners: tuple[Listener, ...] = ()
-        # Transitions not yet logged and sent to listeners, oldest first. One
-        # thread at a time delivers them (the one that set _delivering), so
-        # listeners see transitions in the order they happened.
-        self._pending: collections.deque[Transition] = collections.deque()
-        self._delivering = False
         # Permits taken by `with breaker:` blocks, a stack per thread.
         self._local = threading.local()
 
@@ -304,9 +302,9 @@ class CircuitBreaker:
         with self._lock:
             self._expire_state(now)
             state = self._state.kind
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
         return state
 
     @property
@@ -349,9 +347,9 @@ class CircuitBreaker:
                 failure_rate=_rate(failures_in_window, window_calls),
                 slow_call_rate=_rate(slow_in_window, window_calls),
             )
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
         return snapshot
 
     def retry_after(self) -> float:
@@ -389,9 +387,9 @@ class CircuitBreaker:
                 self._admitted += 1
             else:
                 self._rejections += 1
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
 
         if not admitted:
             raise CircuitOpenError(
@@ -570,8 +568,7 @@ class CircuitBreaker:
         """
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {listener!r}")
-        with self._lock:
-            self._listeners = (*self._listeners, listener)
+        self._dispatcher.add(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         """Remove one registration of `listener`.
@@ -579,12 +576,7 @@ class CircuitBreaker:
         Raises:
             ValueError: `listener` is not registered.
         """
-        with self._lock:
-            listeners = list(self._listeners)
-            if listener not in listeners:
-                raise ValueError(f"listener {listener!r} is not registered")
-            listeners.remove(listener)
-            self._listeners = tuple(listeners)
+        self._dispatcher.remove(listener)
 
     def open(self) -> None:
         """Open the breaker now, as if a failure had tripped it.
@@ -629,9 +621,9 @@ class CircuitBreaker:
                 self._clear_counts()
             else:
                 self._transition(CircuitState.CLOSED, now, "reset")
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
 
     def _change_by_hand(self, kind: CircuitState, method: str) -> None:
         now = self._clock.monotonic()
@@ -639,9 +631,9 @@ class CircuitBreaker:
             self._expire_state(now)
             if _allows_manual_change(self._state.kind, kind):
                 self._transition(kind, now, method)
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
 
     def __repr__(self) -> str:
         with self._lock:
@@ -703,9 +695,9 @@ class CircuitBreaker:
             if permit.generation != self._generation:
                 return
             self._apply(outcome, now, slow)
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
 
     def _record(
         self, generation: int, outcome: Outcome, started: float | None = None
@@ -720,9 +712,9 @@ class CircuitBreaker:
             if generation != self._generation:
                 return
             self._apply(outcome, now, slow)
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
 
     def _record_closed_success(self, generation: int) -> None:
         # `_record` for an untimed success admitted in CLOSED, with fewer steps
@@ -736,9 +728,9 @@ class CircuitBreaker:
             if next_kind is None:
                 return
             self._transition(next_kind, now)
-            deliver = self._claim_delivery()
+            deliver = self._dispatcher.claim()
         if deliver:
-            self._deliver()
+            self._dispatcher.deliver(self)
 
     def _count(self, outcome: Outcome, slow: bool) -> None:
         # Runs with the lock held: the metrics counters for one ended call. A
@@ -778,7 +770,7 @@ class CircuitBreaker:
             self._transition(state.expires_to, now)
 
     def _transition(self, kind: CircuitState, now: float, method: str = "") -> None:
-        # Runs with the lock held. Queues the event for _deliver. `method` names
+        # Runs with the lock held. Queues the event for delivery. `method` names
         # the public method that requested the change, if one did.
         old = self._state
         trip = old.trip if isinstance(old, (ClosedState, HalfOpenState)) else None
@@ -812,7 +804,7 @@ class CircuitBreaker:
             self._open_seconds,
             method,
         )
-        self._pending.append(event)
+        self._dispatcher.push(event)
 
     def _clear_counts(self) -> None:
         # Runs with the lock held: what a close or a reset starts afresh.
@@ -826,50 +818,6 @@ class CircuitBreaker:
         if self._max_reset_timeout is not None:
             return min(grown, self._max_reset_timeout)
         return grown
-
-    def _claim_delivery(self) -> bool:
-        # Runs with the lock held. True if the caller must run _deliver after
-        # releasing the lock, False if nothing is pending or another thread is
-        # already delivering (it will deliver these events too).
-        if not self._pending or self._delivering:
-            return False
-        self._delivering = True
-        return True
-
-    def _deliver(self) -> None:
-        # Runs without the lock, by the one thread that claimed delivery.
-        try:
-            while True:
-                with self._lock:
-                    if not self._pending:
-                        self._delivering = False
-                        return
-                    event = self._pending.popleft()
-                    listeners = self._listeners
-                self._announce(event, listeners)
-        except BaseException:
-            with self._lock:
-                self._delivering = False
-            raise
-
-    def _announce(self, event: Transition, listeners: tuple[Listener, ...]) -> None:
-        if event.method:
-            log_manual_transition(self._label, event)
-        else:
-            log_automatic_transition(
-                self._label, event, self._half_open_max_calls, self._success_threshold
-            )
-        for listener in listeners:
-            try:
-                listener(self, event.old, event.new)
-            except Exception:
-                logger.exception(
-                    "listener %r of circuit breaker %s failed on %s -> %s",
-                    listener,
-                    self._label,
-                    event.old.value,
-                    event.new.value,
-                )
 
     def _rejection_message(self, kind: CircuitState, retry_after: float) -> str:
         if kind is CircuitState.HALF_OPEN:
