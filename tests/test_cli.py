@@ -25,7 +25,7 @@ from typing import Callable
 import pytest
 
 import syncq
-from syncq import cli
+from syncq import _cli_run, cli
 from syncq._batch_halt import HALT_MIN_FINISHED, HaltCondition, parse_halt
 from syncq._shell import CommandFailed, allow_commands, run_command, stop_commands
 from syncq.journal import Journal, TaskState
@@ -261,7 +261,7 @@ class TestRun:
         commands = _command_file(tmp_path, "true")
         args = cli.build_parser().parse_args(["run", str(commands)])
 
-        cli._run(args, clock=FakeClock(100.0))
+        _cli_run.run(args, clock=FakeClock(100.0))
 
         assert "0 retries, 0.00 s" in capsys.readouterr().err
 
