@@ -33,6 +33,7 @@ from syncq.pool._journaling import JournalMixin
 from syncq.pool._map import map_ordered, map_unordered
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._stats import AttemptRecorder
+from syncq.pool._stopping import StoppingMixin
 from syncq.pool._task import (
     DEFAULT_OPTIONS,
     Options,
@@ -62,7 +63,7 @@ T = TypeVar("T")
 HALF_OPEN_RECHECK = 1.0
 
 
-class WorkerPool(ExitMixin, JournalMixin, TimeoutMixin, Executor):
+class WorkerPool(ExitMixin, JournalMixin, StoppingMixin, TimeoutMixin, Executor):
     """Run calls on at most `max_workers` threads, with limits, retries and a journal.
 
     Args:
@@ -794,40 +795,6 @@ class WorkerPool(ExitMixin, JournalMixin, TimeoutMixin, Executor):
     ) -> None:
         self._release_held()
 
-    def _abandon(self, task: Task) -> None:
-        """Cancel a task that has not started, or fail one waiting for a retry."""
-        if not task.started:
-            if task.future.cancel():
-                task.future.set_running_or_notify_cancel()
-            self._finish(task, cancelled=True)
-            return
-        exc = task.last_exception or CancelledError()
-        logger.warning(
-            "pool shut down; task %s gives up its pending retry after %d attempts",
-            describe(task.fn, task.key),
-            task.attempts,
-        )
-        if self._hooks:
-            self._emit("gave_up", task, task.attempts, exc)
-        task.fail(exc)
-        self._finish(task, failed=True)
-
-    def _cancel_waiting(self) -> int:
-        self._abort.set()
-        waiting: list[Task] = []
-        while True:
-            try:
-                waiting.append(self._ready.get_nowait())
-            except (queue.Empty, QueueClosed):
-                break
-        waiting.extend(self._timer.clear())
-        with self._lock:
-            waiting.extend(self._held)
-            self._held = []
-        for task in waiting:
-            self._abandon(task)
-        return len(waiting)
-
     # -- pausing and waiting ---------------------------------------------------
 
     def pause(self) -> None:
@@ -868,123 +835,6 @@ class WorkerPool(ExitMixin, JournalMixin, TimeoutMixin, Executor):
         with self._lock:
             while self._paused:
                 self._idle.wait()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait until every task submitted so far has finished, and keep the pool.
-
-        Finished means that its future is done, so queued, delayed, held and
-        running tasks, and those waiting for a retry, are all waited for. The
-        thread of an attempt that timed out may still run (see
-        `PoolStats.abandoned`). Tasks submitted while this waits are waited for
-        too. On a paused pool this returns only when the tasks left have been
-        cancelled or `timeout` passes.
-
-        Returns:
-            True once the pool is idle; False if `timeout` seconds passed first.
-
-        Raises:
-            RuntimeError: Called from one of the pool's tasks, which would wait
-                for itself.
-        """
-        timeout = check_timeout("timeout", timeout)
-        if threading.current_thread() in self._threads:
-            raise RuntimeError("cannot join the pool from one of its own tasks")
-        with self._lock:
-            self._joiners += 1
-            try:
-                return self._idle.wait_for(
-                    lambda: self._outstanding == 0 and not self._completing, timeout
-                )
-            finally:
-                self._joiners -= 1
-
-    # -- stopping --------------------------------------------------------------
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop accepting tasks; see `Executor.shutdown`.
-
-        Tasks already submitted still run, including their retries, unless
-        `cancel_futures` is true: then tasks that have not started are cancelled
-        and tasks waiting for a retry fail with their last exception. With a
-        journal, such tasks stay pending in it for the next run. A paused pool
-        is resumed. Threads of timed-out attempts are not waited for.
-        """
-        if wait and threading.current_thread() in self._threads:
-            raise RuntimeError("cannot shut down and wait from one of the pool's tasks")
-        with self._lock:
-            first = not self._shutdown
-            self._shutdown = True
-            # A paused pool would never drain.
-            self._paused = False
-            self._idle.notify_all()
-            stop = self._outstanding == 0
-        if first:
-            logger.info("pool %s shutting down", self._thread_name_prefix)
-        if cancel_futures:
-            self._cancel_waiting()
-        if stop:
-            self._stop()
-        if wait:
-            self._join()
-
-    def close(self, timeout: float | None = None) -> None:
-        """Stop accepting tasks, drain for `timeout` seconds, then cancel the rest.
-
-        Blocks until the tasks that are running end, since a thread cannot be
-        killed. None waits for everything to drain.
-        """
-        timeout = check_timeout("timeout", timeout)
-        self.shutdown(wait=False)
-        with self._lock:
-            drained = self._idle.wait_for(lambda: self._outstanding == 0, timeout)
-        if not drained:
-            cancelled = self._cancel_waiting()
-            logger.info(
-                "pool %s cancelled %d waiting tasks",
-                self._thread_name_prefix,
-                cancelled,
-            )
-        self._join()
-
-    def _join(self) -> None:
-        aborted = self._abort.is_set()
-        with self._lock:
-            if aborted:
-                # What has not started is cancelled; wait only for what runs. A
-                # submit interrupted half way (by KeyboardInterrupt, say) may
-                # leave a count that never drops, so do not wait on the count.
-                self._idle.wait_for(lambda: self._running == 0)
-            else:
-                self._idle.wait_for(lambda: self._outstanding == 0)
-            threads = list(self._threads)
-        if aborted:
-            self._stop()
-        current = threading.current_thread()
-        for thread in threads:
-            if thread is not current:
-                thread.join()
-        self._timer.join()
-
-    def _stop(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self._ready.close()
-        self._timer.stop()
-        self._watchdog.stop()
-        if self._breaker is not None:
-            self._breaker.remove_listener(self._on_breaker_change)
-        if self._journal is not None and self._owns_journal:
-            self._journal.close()
-        self._unregister_live_pool()
-        logger.info(
-            "pool %s stopped: %d succeeded, %d failed, %d cancelled",
-            self._thread_name_prefix,
-            self._succeeded,
-            self._failed,
-            self._cancelled,
-        )
 
     # -- hooks -----------------------------------------------------------------
 
@@ -1055,15 +905,6 @@ class WorkerPool(ExitMixin, JournalMixin, TimeoutMixin, Executor):
             error_rate=recent.error_rate,
             run_times=recent.run_times(),
         )
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        # On Ctrl-C, cancel what has not started instead of running it all.
-        cancel = isinstance(exc, KeyboardInterrupt)
-        try:
-            self.shutdown(wait=True, cancel_futures=cancel)
-        except KeyboardInterrupt:
-            self._forsaken = True
-            raise
 
     def __repr__(self) -> str:
         return f"WorkerPool(max_workers={self._max_workers})"
