@@ -31,6 +31,7 @@ from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
 from syncq.pool._journaling import JournalMixin
 from syncq.pool._map import map_ordered, map_unordered
+from syncq.pool._pausing import PausingMixin
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._stats import AttemptRecorder
 from syncq.pool._stopping import StoppingMixin
@@ -63,7 +64,9 @@ T = TypeVar("T")
 HALF_OPEN_RECHECK = 1.0
 
 
-class WorkerPool(ExitMixin, JournalMixin, StoppingMixin, TimeoutMixin, Executor):
+class WorkerPool(
+    ExitMixin, JournalMixin, PausingMixin, StoppingMixin, TimeoutMixin, Executor
+):
     """Run calls on at most `max_workers` threads, with limits, retries and a journal.
 
     Args:
@@ -794,47 +797,6 @@ class WorkerPool(ExitMixin, JournalMixin, StoppingMixin, TimeoutMixin, Executor)
         self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
     ) -> None:
         self._release_held()
-
-    # -- pausing and waiting ---------------------------------------------------
-
-    def pause(self) -> None:
-        """Stop starting tasks until `resume`; running tasks go on to the end.
-
-        Tasks may still be submitted, up to `max_pending`, and delayed tasks and
-        retries still fall due while paused; they start after `resume`. A task
-        that a worker had taken before the pause, and that waits for a token or
-        for the breaker, starts when its wait ends. Shutting down resumes the
-        pool, so that it can drain.
-
-        Raises:
-            RuntimeError: The pool has been shut down.
-        """
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot pause a pool that has been shut down")
-            if self._paused:
-                return
-            self._paused = True
-        logger.info("pool %s paused", self._thread_name_prefix)
-
-    def resume(self) -> None:
-        """Start tasks again after `pause`; harmless when not paused."""
-        with self._lock:
-            if not self._paused:
-                return
-            self._paused = False
-            self._idle.notify_all()
-        logger.info("pool %s resumed", self._thread_name_prefix)
-
-    @property
-    def paused(self) -> bool:
-        """Whether the pool is paused."""
-        return self._paused
-
-    def _wait_while_paused(self) -> None:
-        with self._lock:
-            while self._paused:
-                self._idle.wait()
 
     # -- hooks -----------------------------------------------------------------
 
