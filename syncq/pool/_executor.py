@@ -26,6 +26,7 @@ from syncq.clock import SYSTEM_CLOCK, Clock, SystemClock
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal
 from syncq.limiters import Limiter
+from syncq.pool._counting import CountingMixin
 from syncq.pool._exit import ExitMixin
 from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
@@ -38,7 +39,6 @@ from syncq.pool._stopping import StoppingMixin
 from syncq.pool._task import (
     DEFAULT_OPTIONS,
     Options,
-    PoolStats,
     Task,
     TaskOptions,
     make_limiter,
@@ -65,7 +65,13 @@ HALF_OPEN_RECHECK = 1.0
 
 
 class WorkerPool(
-    ExitMixin, JournalMixin, PausingMixin, StoppingMixin, TimeoutMixin, Executor
+    CountingMixin,
+    ExitMixin,
+    JournalMixin,
+    PausingMixin,
+    StoppingMixin,
+    TimeoutMixin,
+    Executor,
 ):
     """Run calls on at most `max_workers` threads, with limits, retries and a journal.
 
@@ -742,39 +748,6 @@ class WorkerPool(
         if stop:
             self._stop()
 
-    def _finish(
-        self, task: Task, *, failed: bool = False, cancelled: bool = False
-    ) -> None:
-        with self._lock:
-            stop = self._count_finished(task, failed=failed, cancelled=cancelled)
-        if stop:
-            self._stop()
-
-    def _count_finished(
-        self, task: Task, *, failed: bool = False, cancelled: bool = False
-    ) -> bool:
-        """Count a finished task, and return whether the pool should now stop."""
-        # Called with the lock held.
-        if not task.started:
-            self._pending -= 1
-        self._outstanding -= 1
-        if cancelled:
-            self._cancelled += 1
-        elif failed:
-            self._failed += 1
-        else:
-            self._succeeded += 1
-        # From now on the journal returns the result of a done key. A failed key
-        # stays mapped until the pool stops, so submitting it again in this run
-        # returns the failed future instead of running the task a second time.
-        if task.key is not None and not failed:
-            self._by_key.pop(task.key, None)
-        # Waiters are submitters blocked on max_pending, join(), or close() and
-        # shutdown(), which set _shutdown before they wait.
-        if self._shutdown or self._max_pending or self._joiners:
-            self._idle.notify_all()
-        return self._shutdown and self._outstanding == 0
-
     # -- the breaker -----------------------------------------------------------
 
     def _hold(self, task: Task, retry_after: float) -> None:
@@ -838,35 +811,6 @@ class WorkerPool(
     def journal(self) -> Journal | None:
         """The pool's journal, if it has one."""
         return self._journal
-
-    def stats(self) -> PoolStats:
-        """Return a snapshot of the pool's counters and recent figures.
-
-        Throughput and error rate cover the attempts that finished in the last
-        minute on the pool's clock; run-time percentiles cover the latest 1,024
-        attempts. Both count every attempt, retried ones included.
-        """
-        now = self._monotonic()
-        with self._lock:
-            recent = self._attempts.sample(now)
-            counters = (
-                self._submitted,
-                self._outstanding - self._running,
-                self._running,
-                self._succeeded,
-                self._failed,
-                self._cancelled,
-                self._retried,
-                self._timed_out,
-                self._abandoned,
-            )
-        # Sorting the run times is the slow part, so it runs without the lock.
-        return PoolStats(
-            *counters,
-            throughput=recent.throughput,
-            error_rate=recent.error_rate,
-            run_times=recent.run_times(),
-        )
 
     def __repr__(self) -> str:
         return f"WorkerPool(max_workers={self._max_workers})"
