@@ -425,13 +425,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"api_server: cannot listen on {HOST}:{port}: {exc}", file=sys.stderr)
         return 1
-    with server:
+    # Ctrl-C is the way to stop the script, so it ends it without a traceback,
+    # also when it comes right after the URL, before the serving starts.
+    with server, contextlib.suppress(KeyboardInterrupt):
         # The URL comes alone on the first line, so that scripts can read it.
         print(server.url, flush=True)
         print("serving; press Ctrl-C to stop", file=sys.stderr, flush=True)
-        # Ctrl-C is the way to stop the script, so it ends it without a traceback.
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever(poll_interval=_POLL_INTERVAL)
+        server.serve_forever(poll_interval=_POLL_INTERVAL)
     return 0
 
 
