@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq._checks import (
@@ -28,6 +28,7 @@ from syncq.journal import Journal
 from syncq.limiters import Limiter
 from syncq.pool._counting import CountingMixin
 from syncq.pool._exit import ExitMixin
+from syncq.pool._failures import FailureMixin
 from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
 from syncq.pool._journaling import JournalMixin
@@ -67,6 +68,7 @@ HALF_OPEN_RECHECK = 1.0
 class WorkerPool(
     CountingMixin,
     ExitMixin,
+    FailureMixin,
     JournalMixin,
     PausingMixin,
     StoppingMixin,
@@ -568,40 +570,6 @@ class WorkerPool(
         if permit is not None:
             self._release_held()
 
-    def _give_up_over_budget(
-        self, task: Task, permit: Permit | None, elapsed: float
-    ) -> None:
-        """Fail a retry that would start after its policy's budget ran out."""
-        if permit is not None:
-            permit.release()
-        exc = task.last_exception or CancelledError()
-        logger.debug(
-            "task %s gives up before attempt %d: %.3f s since the first, "
-            "past the retry budget",
-            describe(task.fn, task.key),
-            task.attempts + 1,
-            elapsed,
-        )
-        if self._hooks:
-            self._emit("gave_up", task, task.attempts, exc)
-        if self._journal is not None and task.journal_id is not None:
-            self._journal_write(self._journal.fail, task.journal_id, exc)
-        task.fail(exc)
-        self._finish(task, failed=True)
-
-    def _fail_before_run(self, task: Task, exc: Exception) -> None:
-        if not task.started:
-            if not task.future.set_running_or_notify_cancel():
-                self._finish(task, cancelled=True)
-                return
-            with self._lock:
-                self._pending -= 1
-            task.started = True
-        if self._hooks:
-            self._emit("gave_up", task, task.attempts, exc)
-        task.fail(exc)
-        self._finish(task, failed=True)
-
     def _wait_for_token(
         self, limiter: Limiter, task: Task, permit: Permit | None
     ) -> bool:
@@ -669,77 +637,6 @@ class WorkerPool(
             self._completing.append(None)
         try:
             task.future.set_result(result)
-        finally:
-            self._completing.pop()
-        if self._joiners:
-            with self._lock:
-                self._idle.notify_all()
-        if stop:
-            self._stop()
-
-    def _after_failure(
-        self, task: Task, exc: BaseException, run_seconds: float, ended: float
-    ) -> None:
-        task.attempts += 1
-        task.last_exception = exc
-        if task.attempts == 1:
-            task.first_started = ended - run_seconds
-        if self._hooks:
-            self._emit("failed", task, task.attempts, exc)
-        policy = task.retry
-        delay = None
-        if policy is not None and not self._abort.is_set():
-            delay = policy.next_attempt(
-                exc,
-                task.attempts,
-                ended - task.first_started,
-                name=describe(task.fn, task.key),
-            )
-        if delay is None:
-            if self._hooks:
-                self._emit("gave_up", task, task.attempts, exc)
-            if self._journal is not None and task.journal_id is not None:
-                self._journal_write(self._journal.fail, task.journal_id, exc)
-            self._set_outcome(task, run_seconds, ended, exception=exc, raised=True)
-            return
-        if self._journal is not None and task.journal_id is not None:
-            self._journal_write(self._journal.retry_later, task.journal_id, exc)
-        if self._hooks:
-            self._emit("retried", task, task.attempts, exc, delay)
-        with self._lock:
-            self._running -= 1
-            self._retried += 1
-            self._attempts.record(run_seconds, True, ended)
-        self._timer.schedule(task, delay)
-
-    def _set_outcome(
-        self,
-        task: Task,
-        run_seconds: float,
-        ended: float,
-        *,
-        result: Any = None,
-        exception: BaseException | None = None,
-        raised: bool = False,
-    ) -> None:
-        """Complete a task after its last attempt, which ran for `run_seconds`.
-
-        `raised` says whether the function raised; `exception` without it is a
-        failure to record a success in the journal.
-        """
-        # Count first, so that stats() read after a future completes include it.
-        # Until the future is set, a token in _completing keeps join() waiting;
-        # deque.append and pop are atomic, so this takes no second lock.
-        with self._lock:
-            self._running -= 1
-            self._attempts.record(run_seconds, raised, ended)
-            stop = self._count_finished(task, failed=exception is not None)
-            self._completing.append(None)
-        try:
-            if exception is None:
-                task.future.set_result(result)
-            else:
-                task.fail(exception)
         finally:
             self._completing.pop()
         if self._joiners:
