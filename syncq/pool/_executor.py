@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -32,7 +32,7 @@ from syncq.pool._failures import FailureMixin
 from syncq.pool._future import describe
 from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
 from syncq.pool._journaling import JournalMixin
-from syncq.pool._map import map_ordered, map_unordered
+from syncq.pool._map import MapMixin
 from syncq.pool._pausing import PausingMixin
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._stats import AttemptRecorder
@@ -70,6 +70,7 @@ class WorkerPool(
     ExitMixin,
     FailureMixin,
     JournalMixin,
+    MapMixin,
     PausingMixin,
     StoppingMixin,
     TimeoutMixin,
@@ -410,83 +411,6 @@ class WorkerPool(
         )
         thread.start()
         self._threads.append(thread)
-
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        buffersize: int | None = None,
-    ) -> Iterator[T]:
-        """Return an iterator of `fn` applied to the items, in input order.
-
-        Unlike `Executor.map`, the input is read lazily: at most `buffersize`
-        tasks (default twice `max_workers`) are submitted ahead of the result
-        being read, so an endless or huge iterable runs in constant memory.
-        With `chunksize` above 1, each task calls `fn` on that many items in
-        turn. Closing the iterator, or dropping it, cancels the tasks that have
-        not started. See `map_ordered` for where errors are raised.
-
-        Raises:
-            TimeoutError: A result is not ready `timeout` seconds, on the pool's
-                clock, after this call.
-            ValueError: `chunksize` is above 1 on a pool with a journal, which
-                can record only importable functions.
-        """
-        return map_ordered(
-            self.submit,
-            fn,
-            *iterables,
-            timeout=timeout,
-            chunksize=self._check_chunksize(chunksize),
-            buffersize=self._default_buffersize(buffersize),
-            clock=self._clock,
-        )
-
-    def map_unordered(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        buffersize: int | None = None,
-    ) -> Iterator[T]:
-        """Return an iterator of `fn` applied to the items, as tasks complete.
-
-        Reads the input as lazily as `map` does. A slow item does not hold back
-        the results of faster ones, and an exception is raised when its task
-        completes. See `map_unordered` in `syncq.pool` for the details.
-
-        Raises:
-            TimeoutError: No task completed before `timeout` seconds, on the
-                pool's clock, after this call.
-            ValueError: `chunksize` is above 1 on a pool with a journal.
-        """
-        return map_unordered(
-            self.submit,
-            fn,
-            *iterables,
-            timeout=timeout,
-            chunksize=self._check_chunksize(chunksize),
-            buffersize=self._default_buffersize(buffersize),
-            clock=self._clock,
-        )
-
-    def _check_chunksize(self, chunksize: int) -> int:
-        chunksize = check_int("chunksize", chunksize, minimum=1)
-        if chunksize > 1 and self._journal is not None:
-            raise ValueError(
-                f"chunksize={chunksize!r} needs a pool without a journal: a "
-                "chunk of calls is not an importable function the journal can "
-                "record; use chunksize=1"
-            )
-        return chunksize
-
-    def _default_buffersize(self, buffersize: int | None) -> int:
-        if buffersize is None:
-            return 2 * self._max_workers
-        return check_int("buffersize", buffersize, minimum=1)
 
     # -- running ---------------------------------------------------------------
 

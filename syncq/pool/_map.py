@@ -4,7 +4,7 @@ Both functions read their input a bounded distance ahead, so an endless iterable
 runs in constant memory, and can batch items into chunks so that one task makes
 many quick calls. They take a `submit` callable rather than an executor, so they
 work with `WorkerPool.submit`, `ThreadPoolExecutor.submit` or a `TaskOptions`
-view alike.
+view alike. `MapMixin` gives `WorkerPool` its two map methods on top of them.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from syncq._checks import check_int, check_timeout
 from syncq.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["map_ordered", "map_unordered"]
+if TYPE_CHECKING:
+    from syncq.journal import Journal
+
+__all__ = ["MapMixin", "map_ordered", "map_unordered"]
 
 T = TypeVar("T")
 
@@ -156,6 +159,98 @@ def map_unordered(
     results = _unordered_results(feeder, buffersize, deadline, clock)
     next(results)
     return results
+
+
+class MapMixin:
+    """The part of `WorkerPool` that maps a function over iterables."""
+
+    _journal: Journal | None
+    _max_workers: int
+    _clock: Clock
+
+    # Defined by the other parts of WorkerPool and declared here for mypy.
+    if TYPE_CHECKING:
+
+        def submit(
+            self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+        ) -> Future[T]: ...
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Return an iterator of `fn` applied to the items, in input order.
+
+        Unlike `Executor.map`, the input is read lazily: at most `buffersize`
+        tasks (default twice `max_workers`) are submitted ahead of the result
+        being read, so an endless or huge iterable runs in constant memory.
+        With `chunksize` above 1, each task calls `fn` on that many items in
+        turn. Closing the iterator, or dropping it, cancels the tasks that have
+        not started. See `map_ordered` for where errors are raised.
+
+        Raises:
+            TimeoutError: A result is not ready `timeout` seconds, on the pool's
+                clock, after this call.
+            ValueError: `chunksize` is above 1 on a pool with a journal, which
+                can record only importable functions.
+        """
+        return map_ordered(
+            self.submit,
+            fn,
+            *iterables,
+            timeout=timeout,
+            chunksize=self._check_chunksize(chunksize),
+            buffersize=self._default_buffersize(buffersize),
+            clock=self._clock,
+        )
+
+    def map_unordered(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Return an iterator of `fn` applied to the items, as tasks complete.
+
+        Reads the input as lazily as `map` does. A slow item does not hold back
+        the results of faster ones, and an exception is raised when its task
+        completes. See `map_unordered` in `syncq.pool` for the details.
+
+        Raises:
+            TimeoutError: No task completed before `timeout` seconds, on the
+                pool's clock, after this call.
+            ValueError: `chunksize` is above 1 on a pool with a journal.
+        """
+        return map_unordered(
+            self.submit,
+            fn,
+            *iterables,
+            timeout=timeout,
+            chunksize=self._check_chunksize(chunksize),
+            buffersize=self._default_buffersize(buffersize),
+            clock=self._clock,
+        )
+
+    def _check_chunksize(self, chunksize: int) -> int:
+        chunksize = check_int("chunksize", chunksize, minimum=1)
+        if chunksize > 1 and self._journal is not None:
+            raise ValueError(
+                f"chunksize={chunksize!r} needs a pool without a journal: a "
+                "chunk of calls is not an importable function the journal can "
+                "record; use chunksize=1"
+            )
+        return chunksize
+
+    def _default_buffersize(self, buffersize: int | None) -> int:
+        if buffersize is None:
+            return 2 * self._max_workers
+        return check_int("buffersize", buffersize, minimum=1)
 
 
 def _prepare(
