@@ -29,8 +29,7 @@ from syncq.limiters import Limiter
 from syncq.pool._counting import CountingMixin
 from syncq.pool._exit import ExitMixin
 from syncq.pool._failures import FailureMixin
-from syncq.pool._future import describe
-from syncq.pool._hooks import PoolHooks, TaskEvent, call_hooks, check_hook, check_hooks
+from syncq.pool._hooks import HooksMixin, PoolHooks, check_hooks
 from syncq.pool._journaling import JournalMixin
 from syncq.pool._map import MapMixin
 from syncq.pool._pausing import PausingMixin
@@ -69,6 +68,7 @@ class WorkerPool(
     CountingMixin,
     ExitMixin,
     FailureMixin,
+    HooksMixin,
     JournalMixin,
     MapMixin,
     PausingMixin,
@@ -533,12 +533,6 @@ class WorkerPool(
                 self._idle.notify_all()
         return True
 
-    def _emit(self, event: str, task: Task, attempt: int, *args: Any) -> None:
-        name = describe(task.fn, task.key)
-        call_hooks(
-            self._hooks, event, TaskEvent(name, task.key, attempt, task.future), *args
-        )
-
     def _after_success(
         self, task: Task, result: Any, run_seconds: float, ended: float
     ) -> None:
@@ -591,35 +585,6 @@ class WorkerPool(
         self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
     ) -> None:
         self._release_held()
-
-    # -- hooks -----------------------------------------------------------------
-
-    def add_hook(self, hook: PoolHooks) -> None:
-        """Add `hook`, whose methods are called for tasks that start from now on.
-
-        Each method gets a `TaskEvent`; see `PoolHooks` for when each is called.
-        Thread-safe; a worker in the middle of a task may still call the hooks
-        it read before the change.
-
-        Raises:
-            TypeError: `hook` lacks one of the `PoolHooks` methods.
-        """
-        check_hook(hook)
-        with self._lock:
-            self._hooks = (*self._hooks, hook)
-
-    def remove_hook(self, hook: PoolHooks) -> None:
-        """Remove a hook added earlier.
-
-        Raises:
-            ValueError: `hook` is not one of the pool's hooks.
-        """
-        with self._lock:
-            hooks = list(self._hooks)
-            if hook not in hooks:
-                raise ValueError(f"hook {hook!r} is not one of this pool's hooks")
-            hooks.remove(hook)
-            self._hooks = tuple(hooks)
 
     # -- inspecting ------------------------------------------------------------
 

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Iterable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["PoolHooks", "TaskEvent", "call_hooks", "check_hook", "check_hooks"]
+from syncq.pool._future import describe
+
+if TYPE_CHECKING:
+    from syncq.pool._task import Task
+
+__all__ = [
+    "HooksMixin",
+    "PoolHooks",
+    "TaskEvent",
+    "call_hooks",
+    "check_hook",
+    "check_hooks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +97,43 @@ def call_hooks(
             logger.exception(
                 "pool hook %r failed in %s for task %s", hook, event, task.name
             )
+
+
+class HooksMixin:
+    """The part of `WorkerPool` that keeps its hooks and calls them."""
+
+    _lock: threading.Lock
+    _hooks: tuple[PoolHooks, ...]
+
+    def add_hook(self, hook: PoolHooks) -> None:
+        """Add `hook`, whose methods are called for tasks that start from now on.
+
+        Each method gets a `TaskEvent`; see `PoolHooks` for when each is called.
+        Thread-safe; a worker in the middle of a task may still call the hooks
+        it read before the change.
+
+        Raises:
+            TypeError: `hook` lacks one of the `PoolHooks` methods.
+        """
+        check_hook(hook)
+        with self._lock:
+            self._hooks = (*self._hooks, hook)
+
+    def remove_hook(self, hook: PoolHooks) -> None:
+        """Remove a hook added earlier.
+
+        Raises:
+            ValueError: `hook` is not one of the pool's hooks.
+        """
+        with self._lock:
+            hooks = list(self._hooks)
+            if hook not in hooks:
+                raise ValueError(f"hook {hook!r} is not one of this pool's hooks")
+            hooks.remove(hook)
+            self._hooks = tuple(hooks)
+
+    def _emit(self, event: str, task: Task, attempt: int, *args: Any) -> None:
+        name = describe(task.fn, task.key)
+        call_hooks(
+            self._hooks, event, TaskEvent(name, task.key, attempt, task.future), *args
+        )
