@@ -15,14 +15,8 @@ from collections.abc import Iterable
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from syncq._checks import (
-    check_int,
-    check_non_negative,
-    check_positive,
-    check_priority,
-    check_timeout,
-)
-from syncq.clock import SYSTEM_CLOCK, Clock, SystemClock
+from syncq._checks import check_int
+from syncq.clock import Clock, SystemClock
 from syncq.errors import CircuitOpenError, JournalError, QueueClosed
 from syncq.journal import Journal
 from syncq.limiters import Limiter
@@ -41,7 +35,10 @@ from syncq.pool._task import (
     Options,
     Task,
     TaskOptions,
+    check_clock,
+    check_task_timeout,
     make_limiter,
+    make_options,
     make_retry,
 )
 from syncq.pool._timeouts import Retired, TimeoutMixin
@@ -138,11 +135,11 @@ class WorkerPool(
             )
         self._breaker = breaker
         self._retry = make_retry(retry)
-        self._task_timeout = _check_task_timeout("task_timeout", task_timeout)
+        self._task_timeout = check_task_timeout("task_timeout", task_timeout)
         if self._task_timeout == math.inf:
             self._task_timeout = None
         self._thread_name_prefix = thread_name_prefix
-        self._clock = _check_clock(clock)
+        self._clock = check_clock(clock)
         # Looked up once, because every attempt reads it twice; the system
         # clock's own method only wraps time.monotonic.
         self._monotonic: Callable[[], float] = (
@@ -285,26 +282,16 @@ class WorkerPool(
             ValueError: An option is out of range, `key` is given to a pool
                 without a journal, or both `delay` and `start_at` are given.
         """
-        if key is not None and not isinstance(key, str):
-            raise TypeError(f"key must be a str or None, got {key!r}")
-        if key is not None and self._journal is None:
-            raise ValueError("key= needs a pool with a journal")
-        if not isinstance(block, bool):
-            raise TypeError(f"block must be True or False, got {block!r}")
-        if delay is not None and start_at is not None:
-            raise ValueError(
-                f"give delay or start_at, not both; got delay={delay!r} "
-                f"and start_at={start_at!r}"
-            )
-        options = Options(
-            priority=check_priority(priority),
+        options = make_options(
+            priority=priority,
             key=key,
-            retry=make_retry(retry),
+            retry=retry,
             block=block,
-            block_timeout=check_timeout("block_timeout", block_timeout),
-            start_at=_check_start_at(start_at),
-            delay=_check_delay(delay),
-            timeout=_check_task_timeout("timeout", timeout),
+            block_timeout=block_timeout,
+            delay=delay,
+            start_at=start_at,
+            timeout=timeout,
+            journaled=self._journal is not None,
         )
         return TaskOptions(self, options)
 
@@ -600,48 +587,3 @@ class WorkerPool(
 
     def __repr__(self) -> str:
         return f"WorkerPool(max_workers={self._max_workers})"
-
-
-def _check_clock(clock: Clock | None) -> Clock:
-    if clock is None:
-        return SYSTEM_CLOCK
-    if not isinstance(clock, Clock):
-        raise TypeError(
-            "clock must provide monotonic() and sleep(), "
-            f"got {type(clock).__name__} {clock!r}"
-        )
-    return clock
-
-
-def _check_task_timeout(name: str, value: object) -> float | None:
-    """Return None, a positive number of seconds, or ``math.inf``."""
-    if value is None:
-        return None
-    if value == math.inf and not isinstance(value, bool):
-        return math.inf
-    return check_positive(name, value, unit=" of seconds")
-
-
-def _check_delay(delay: object) -> float | None:
-    if delay is None:
-        return None
-    return check_non_negative("delay", delay, unit=" of seconds")
-
-
-def _check_start_at(start_at: object) -> float | None:
-    if start_at is None:
-        return None
-    if isinstance(start_at, bool) or not isinstance(start_at, (int, float)):
-        raise TypeError(
-            "start_at must be a finite number of clock seconds or None, "
-            f"got {type(start_at).__name__} {start_at!r}"
-        )
-    try:
-        when = float(start_at)
-    except OverflowError:
-        when = math.inf
-    if not math.isfinite(when):
-        raise ValueError(
-            f"start_at must be a finite number of clock seconds, got {start_at!r}"
-        )
-    return when

@@ -1,11 +1,23 @@
-"""The pool's record of a submitted call, its options and its counters."""
+"""The pool's record of a submitted call, its options and its counters.
+
+Its functions also check the arguments that `WorkerPool` and
+`WorkerPool.options` take.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from syncq._checks import (
+    check_non_negative,
+    check_positive,
+    check_priority,
+    check_timeout,
+)
+from syncq.clock import SYSTEM_CLOCK, Clock
 from syncq.limiters import Limiter, TokenBucket
 from syncq.pool._future import PoolFuture, describe
 from syncq.pool._stats import RunTimes
@@ -151,3 +163,87 @@ def make_retry(retry: Retry | int | None) -> Retry | None:
             f"retry must be a Retry, a number of attempts or None, got {retry!r}"
         )
     return Retry(retry)
+
+
+def make_options(
+    *,
+    priority: float,
+    key: str | None,
+    retry: Retry | int | None,
+    block: bool,
+    block_timeout: float | None,
+    delay: float | None,
+    start_at: float | None,
+    timeout: float | None,
+    journaled: bool,
+) -> Options:
+    """Check the arguments of `WorkerPool.options` and return them as `Options`.
+
+    `journaled` tells whether the pool has a journal, which `key` requires.
+    """
+    if key is not None and not isinstance(key, str):
+        raise TypeError(f"key must be a str or None, got {key!r}")
+    if key is not None and not journaled:
+        raise ValueError("key= needs a pool with a journal")
+    if not isinstance(block, bool):
+        raise TypeError(f"block must be True or False, got {block!r}")
+    if delay is not None and start_at is not None:
+        raise ValueError(
+            f"give delay or start_at, not both; got delay={delay!r} "
+            f"and start_at={start_at!r}"
+        )
+    return Options(
+        priority=check_priority(priority),
+        key=key,
+        retry=make_retry(retry),
+        block=block,
+        block_timeout=check_timeout("block_timeout", block_timeout),
+        start_at=_check_start_at(start_at),
+        delay=_check_delay(delay),
+        timeout=check_task_timeout("timeout", timeout),
+    )
+
+
+def check_clock(clock: Clock | None) -> Clock:
+    if clock is None:
+        return SYSTEM_CLOCK
+    if not isinstance(clock, Clock):
+        raise TypeError(
+            "clock must provide monotonic() and sleep(), "
+            f"got {type(clock).__name__} {clock!r}"
+        )
+    return clock
+
+
+def check_task_timeout(name: str, value: object) -> float | None:
+    """Return None, a positive number of seconds, or ``math.inf``."""
+    if value is None:
+        return None
+    if value == math.inf and not isinstance(value, bool):
+        return math.inf
+    return check_positive(name, value, unit=" of seconds")
+
+
+def _check_delay(delay: object) -> float | None:
+    if delay is None:
+        return None
+    return check_non_negative("delay", delay, unit=" of seconds")
+
+
+def _check_start_at(start_at: object) -> float | None:
+    if start_at is None:
+        return None
+    if isinstance(start_at, bool) or not isinstance(start_at, (int, float)):
+        raise TypeError(
+            "start_at must be a finite number of clock seconds or None, "
+            f"got {type(start_at).__name__} {start_at!r}"
+        )
+    try:
+        when = float(start_at)
+    except OverflowError:
+        when = math.inf
+    if not math.isfinite(when):
+        raise ValueError(
+            f"start_at must be a finite number of clock seconds, got {start_at!r}"
+        )
+    return when
