@@ -23,6 +23,7 @@ from syncq.limiters import Limiter
 from syncq.pool._counting import CountingMixin
 from syncq.pool._exit import ExitMixin
 from syncq.pool._failures import FailureMixin
+from syncq.pool._holding import HoldingMixin
 from syncq.pool._hooks import HooksMixin, PoolHooks, check_hooks
 from syncq.pool._journaling import JournalMixin
 from syncq.pool._map import MapMixin
@@ -47,7 +48,7 @@ from syncq.pool._watchdog import Watchdog
 from syncq.retry import Retry
 
 if TYPE_CHECKING:
-    from syncq.breaker import CircuitBreaker, CircuitState, Permit
+    from syncq.breaker import CircuitBreaker, Permit
 
 __all__ = ["WorkerPool"]
 
@@ -55,16 +56,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A task rejected while the breaker is half-open and all its trial slots are taken
-# waits for the pool's own trial to end or for the breaker to change state. This
-# re-check covers trials made outside the pool, which the pool does not see end.
-HALF_OPEN_RECHECK = 1.0
-
 
 class WorkerPool(
     CountingMixin,
     ExitMixin,
     FailureMixin,
+    HoldingMixin,
     HooksMixin,
     JournalMixin,
     MapMixin,
@@ -481,22 +478,6 @@ class WorkerPool(
         if permit is not None:
             self._release_held()
 
-    def _wait_for_token(
-        self, limiter: Limiter, task: Task, permit: Permit | None
-    ) -> bool:
-        # Without a timeout, reserve always returns a reservation.
-        reservation = limiter.reserve(1)
-        if reservation is None:
-            return True
-        delay = reservation.delay()
-        if delay > 0 and self._abort.wait(delay):
-            reservation.cancel()
-            if permit is not None:
-                permit.release()
-            self._abandon(task)
-            return False
-        return True
-
     def _start(self, task: Task, permit: Permit | None) -> bool:
         """Mark a task's first run as started, and count it as running."""
         if not task.future.set_running_or_notify_cancel():
@@ -549,29 +530,6 @@ class WorkerPool(
                 self._idle.notify_all()
         if stop:
             self._stop()
-
-    # -- the breaker -----------------------------------------------------------
-
-    def _hold(self, task: Task, retry_after: float) -> None:
-        if retry_after > 0:
-            self._timer.schedule(task, retry_after)
-            return
-        with self._lock:
-            self._held.append(task)
-            first = len(self._held) == 1
-        if first:
-            self._timer.schedule(None, HALF_OPEN_RECHECK)
-
-    def _release_held(self) -> None:
-        with self._lock:
-            held, self._held = self._held, []
-        for task in held:
-            self._ready.put(task, priority=task.priority)
-
-    def _on_breaker_change(
-        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
-    ) -> None:
-        self._release_held()
 
     # -- inspecting ------------------------------------------------------------
 
