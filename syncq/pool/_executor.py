@@ -1,4 +1,11 @@
-"""WorkerPool: the executor itself, from submit to shutdown."""
+"""WorkerPool: its state, the submit path and the worker loop.
+
+The pool's parts share one lock and one set of counters, so they are mixins
+rather than objects of their own. Each mixin in a sibling module declares the
+attributes it uses and, for mypy only, the methods it calls in other parts.
+This module keeps what every task goes through: submitting, the worker loop
+and the success path.
+"""
 
 from __future__ import annotations
 
