@@ -802,6 +802,24 @@ class TestSlidingWindow:
         assert len(grants) >= 6
         assert_sliding_bound(grants, 1.0, 1.0)
 
+    def test_sliding_window_cancel_keeps_grants_that_still_count(self) -> None:
+        clock = FakeClock()
+        limiter = SlidingWindow(3, 3.5, clock=clock)
+        clock.advance(0.25)
+        assert limiter.try_acquire(3)
+        clock.advance(1.25)
+        reservation = limiter.reserve(0.5)
+        assert reservation is not None
+        assert reservation.ready_at == 3.75
+        clock.advance(1.0)
+        # Refused while the reservation waits; the grant at 0.25 still counts.
+        assert limiter.reserve(0.5, timeout=0) is None
+
+        reservation.cancel()
+
+        assert not limiter.try_acquire(0.5)
+        assert limiter.retry_after(0.5) == pytest.approx(1.25)
+
     @pytest.mark.parametrize("use_reserve", [False, True], ids=["try", "reserve"])
     def test_sliding_window_memory_stays_bounded(self, use_reserve: bool) -> None:
         clock = FakeClock()

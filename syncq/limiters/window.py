@@ -293,7 +293,7 @@ class SlidingWindow(_WindowLimiter):
         ValueError: `limit` or `window` is zero, negative, NaN or infinite.
     """
 
-    __slots__ = ("_entries", "_last_ready", "_total")
+    __slots__ = ("_entries", "_last_ready", "_total", "_undo_floor")
 
     def __init__(
         self, limit: float, window: float, *, clock: Clock | None = None
@@ -306,6 +306,10 @@ class SlidingWindow(_WindowLimiter):
         self._total = 0.0
         # The ready time of the newest reservation. Later than now while it waits.
         self._last_ready = -math.inf
+        # The ready time before the newest reservation, which its cancel
+        # restores: no request is granted before it, so entries expired by then
+        # can go.
+        self._undo_floor = -math.inf
 
     def try_acquire(self, n: float = 1) -> bool:
         """Take `n` tokens if the last `window` seconds leave room (see `Limiter`)."""
@@ -351,13 +355,14 @@ class SlidingWindow(_WindowLimiter):
 
     def _earliest(self, n: float, now: float, not_before: float) -> float:
         start = self._last_ready if self._last_ready > now else now
-        # Entries expired at `start` cannot matter to any request, because
-        # every request is granted at `start` or later, so they can go now.
-        self._drop_expired(start)
+        # Entries that expire before `start` but after _undo_floor must stay:
+        # a cancel of the newest reservation brings requests back that early.
+        self._drop_expired(self._undo_floor if self._undo_floor > now else now)
         return self._earliest_grant(max(start, not_before), n)
 
     def _take_at(self, n: float, at: float, now: float) -> Undo:
         previous = (self._last_ready, self._record(at, n))
+        self._undo_floor = self._last_ready
         self._last_ready = at
         self._serial += 1
         return functools.partial(self._undo_take, self._serial, n, at, previous)
@@ -385,6 +390,8 @@ class SlidingWindow(_WindowLimiter):
             self._entries.append(replaced)
         self._total -= n
         self._last_ready = previous_ready
+        # The reservation before this one cannot be cancelled any more.
+        self._undo_floor = previous_ready
         # Move past this number, so a second cancel finds no match.
         self._serial += 1
 
