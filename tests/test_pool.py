@@ -303,6 +303,11 @@ class TestWorkerPool:
         with pytest.raises(error):
             WorkerPool(**kwargs)
 
+    @pytest.mark.parametrize("retry", [0, -1])
+    def test_pool_names_retry_in_error(self, retry: int) -> None:
+        with pytest.raises(ValueError, match=r"retry must be .*>= 1"):
+            WorkerPool(1, retry=retry)
+
     @pytest.mark.parametrize(
         ("kwargs", "error"),
         [
@@ -662,6 +667,23 @@ class TestJournaledPool:
             rerun = pool.options(key="div").submit(operator.truediv, 1, 0)
 
             assert isinstance(rerun.exception(WAIT), ZeroDivisionError)
+
+    def test_pool_journal_reruns_cancelled_key(self, journal_path: Path) -> None:
+        with WorkerPool(1, journal=journal_path) as pool:
+            pool.pause()
+            cancelled = pool.options(key="k").submit(operator.add, 1, 2)
+            assert cancelled.cancel()
+            pool.resume()
+            assert pool.join(WAIT)
+
+            again = pool.options(key="k").submit(operator.add, 1, 2)
+
+            assert again.result(WAIT) == 3
+            journal = pool.journal
+            assert journal is not None
+            entry = journal.get("k")
+            assert entry is not None
+            assert entry.state == "done"
 
     def test_pool_journal_rejects_lambda(self, journal_path: Path) -> None:
         with WorkerPool(1, journal=journal_path) as pool, pytest.raises(TypeError):

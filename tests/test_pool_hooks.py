@@ -191,3 +191,46 @@ class TestPoolHooks:
     def test_add_hook_rejects_bad_hook(self) -> None:
         with WorkerPool(1) as pool, pytest.raises(TypeError, match="hook"):
             pool.add_hook(object())  # type: ignore[arg-type]
+
+
+class Exiting(PoolHooks):
+    """A hook that calls sys.exit() when a task succeeds."""
+
+    def succeeded(self, task: TaskEvent, result: Any) -> None:
+        raise SystemExit(3)
+
+
+class TestHooksThatExit:
+    @pytest.mark.timeout(10)
+    def test_hook_system_exit_keeps_worker(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.ERROR, logger="syncq.pool")
+        with WorkerPool(1, hooks=Exiting()) as pool:
+            first = pool.submit(operator.add, 1, 1)
+            second = pool.submit(operator.add, 2, 2)
+
+            assert first.result(5) == 2
+            assert second.result(5) == 4
+        assert any("raised in succeeded" in r.getMessage() for r in caplog.records)
+
+    @pytest.mark.timeout(10)
+    def test_callback_system_exit_keeps_worker(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        gate = threading.Event()
+
+        def exit_now(future: Any) -> None:
+            raise SystemExit(3)
+
+        caplog.set_level(logging.ERROR, logger="syncq.pool")
+        with WorkerPool(1) as pool:
+            first = pool.submit(gate.wait, 5)
+            first.add_done_callback(exit_now)
+            second = pool.submit(operator.add, 2, 2)
+            gate.set()
+
+            assert first.result(5) is True
+            assert second.result(5) == 4
+            assert pool.join(5)
+        assert any("the worker goes on" in r.getMessage() for r in caplog.records)

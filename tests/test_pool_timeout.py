@@ -240,7 +240,7 @@ class TestThreadOfATimedOutAttempt:
         with WorkerPool(1, clock=clock) as pool:
             future = pool.options(timeout=1).submit(hang)
             assert hang.started.wait(WAIT)
-            with caplog.at_level(logging.WARNING, logger="syncq.pool._executor"):
+            with caplog.at_level(logging.WARNING, logger="syncq.pool"):
                 clock.advance(1)
                 future.exception(WAIT)
                 hang.release.set()
@@ -420,3 +420,38 @@ class TestRetryBudget:
                 future.result(WAIT)
         assert calls == [0.0]
         assert pool.stats().failed == 1
+
+
+def fail_always() -> None:
+    raise ValueError("down")
+
+
+class TestHeldByBreaker:
+    @pytest.mark.timeout(10)
+    def test_cancelled_held_task_frees_its_slot(self, clock: FakeClock) -> None:
+        breaker = CircuitBreaker(failure_threshold=1, reset_timeout=30, clock=clock)
+        with WorkerPool(1, max_pending=1, breaker=breaker, clock=clock) as pool:
+            pool.submit(fail_always).exception(WAIT)
+            assert breaker.state is CircuitState.OPEN
+            held = pool.submit(operator.add, 1, 1)
+            wait_until(lambda: pool.stats().queued == 1 and clock.monotonic() == 0)
+            threading.Event().wait(0.03)  # a worker takes it and holds it
+
+            assert held.cancel()
+
+            wait_until(lambda: pool.stats().cancelled == 1)
+            assert pool.stats().queued == 0
+            assert pool.join(WAIT)
+
+    @pytest.mark.timeout(10)
+    def test_budget_gives_up_before_breaker_wait(self, clock: FakeClock) -> None:
+        breaker = CircuitBreaker(failure_threshold=1, reset_timeout=30, clock=clock)
+        retry = Retry(50, backoff=FixedBackoff(0), budget=5)
+        with WorkerPool(1, breaker=breaker, retry=retry, clock=clock) as pool:
+            future = pool.submit(fail_always)
+
+            # The retry would wait 30 s for the breaker, past the 5 s budget.
+            with pytest.raises(ValueError, match="down"):
+                future.result(WAIT)
+        assert clock.monotonic() == 0
+        assert pool.stats().retried == 1

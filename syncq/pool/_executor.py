@@ -30,6 +30,7 @@ from syncq.limiters import Limiter
 from syncq.pool._counting import CountingMixin
 from syncq.pool._exit import ExitMixin
 from syncq.pool._failures import FailureMixin
+from syncq.pool._future import describe
 from syncq.pool._holding import HoldingMixin
 from syncq.pool._hooks import HooksMixin, PoolHooks, check_hooks
 from syncq.pool._journaling import JournalMixin
@@ -342,6 +343,26 @@ class WorkerPool(
         else:
             self._ready.put(task, priority=task.priority)
             return
+        self._watch_cancel(task)
+
+    def _wait_for_breaker(self, task: Task, retry_after: float) -> None:
+        """Hold a task that the open breaker rejected, or give up on its budget."""
+        policy = task.retry
+        if task.started and policy is not None and policy.budget is not None:
+            # A retry that could start only after its budget gives up now.
+            elapsed = self._monotonic() - task.first_started
+            if not policy.within_budget(elapsed + retry_after):
+                self._give_up_over_budget(task, None, elapsed)
+                return
+        self._hold(task, retry_after)
+        if not task.started:
+            self._watch_cancel(task)
+
+    def _watch_cancel(self, task: Task) -> None:
+        """Drop `task` as soon as it is cancelled while it waits off the queue."""
+        if task.watched:
+            return
+        task.watched = True
         # Through Future's own method, so that this callback does not count as
         # someone reading the task's outcome (see PoolFuture).
         Future.add_done_callback(
@@ -349,8 +370,10 @@ class WorkerPool(
         )
 
     def _drop_if_cancelled(self, task: Task, future: Future[Any]) -> None:
-        """Free the pending slot of a delayed task cancelled before its start."""
-        if future.cancelled() and self._timer.discard(task):
+        """Free the pending slot of a waiting task cancelled before its start."""
+        if not future.cancelled():
+            return
+        if self._timer.discard(task) or self._discard_held(task):
             future.set_running_or_notify_cancel()
             self._finish(task, cancelled=True)
 
@@ -421,6 +444,14 @@ class WorkerPool(
                 run(task)
             except Retired:
                 return
+            except BaseException:
+                # Only a done-callback or a hook that raises something other
+                # than an Exception gets here, after the task's outcome is set.
+                logger.exception(
+                    "pool %s: a callback of task %s raised; the worker goes on",
+                    self._thread_name_prefix,
+                    describe(task.fn, task.key),
+                )
 
     def _run(self, task: Task) -> None:
         # Before waiting for a breaker or a token, drop a task cancelled in the
@@ -441,7 +472,7 @@ class WorkerPool(
             ):
                 return
         except CircuitOpenError as exc:
-            self._hold(task, exc.retry_after)
+            self._wait_for_breaker(task, exc.retry_after)
             return
         except Exception as exc:
             # A broken limiter or breaker fails the task, never the worker thread.
@@ -531,12 +562,14 @@ class WorkerPool(
         try:
             task.future.set_result(result)
         finally:
+            # Also when a done-callback raises SystemExit, say, which Future
+            # lets through: the pool must still wake join() and stop.
             self._completing.pop()
-        if self._joiners:
-            with self._lock:
-                self._idle.notify_all()
-        if stop:
-            self._stop()
+            if self._joiners:
+                with self._lock:
+                    self._idle.notify_all()
+            if stop:
+                self._stop()
 
     # -- inspecting ------------------------------------------------------------
 

@@ -123,12 +123,14 @@ class FailureMixin:
             else:
                 task.fail(exception)
         finally:
+            # Also when a done-callback raises SystemExit, say, which Future
+            # lets through: the pool must still wake join() and stop.
             self._completing.pop()
-        if self._joiners:
-            with self._lock:
-                self._idle.notify_all()
-        if stop:
-            self._stop()
+            if self._joiners:
+                with self._lock:
+                    self._idle.notify_all()
+            if stop:
+                self._stop()
 
     def _give_up_over_budget(
         self, task: Task, permit: Permit | None, elapsed: float

@@ -45,6 +45,15 @@ class HoldingMixin:
         if first:
             self._timer.schedule(None, HALF_OPEN_RECHECK)
 
+    def _discard_held(self, task: Task) -> bool:
+        """Remove `task` from the held tasks, and return whether it was there."""
+        with self._lock:
+            for index, held in enumerate(self._held):
+                if held is task:
+                    del self._held[index]
+                    return True
+        return False
+
     def _release_held(self) -> None:
         with self._lock:
             held, self._held = self._held, []

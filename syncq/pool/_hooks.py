@@ -97,6 +97,14 @@ def call_hooks(
             logger.exception(
                 "pool hook %r failed in %s for task %s", hook, event, task.name
             )
+        except BaseException:
+            # SystemExit from a hook, say, must not end a worker thread. Only
+            # the main thread gets Ctrl-C, and there it still propagates.
+            if threading.current_thread() is threading.main_thread():
+                raise
+            logger.exception(
+                "pool hook %r raised in %s for task %s", hook, event, task.name
+            )
 
 
 class HooksMixin:

@@ -9,7 +9,13 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
 from syncq.errors import JournalError
-from syncq.journal import Journal, encode_arguments, function_name, resolve_function
+from syncq.journal import (
+    Journal,
+    TaskState,
+    encode_arguments,
+    function_name,
+    resolve_function,
+)
 from syncq.pool._ready import ReadyQueue
 from syncq.pool._task import Options, Task
 from syncq.retry import Retry
@@ -105,11 +111,14 @@ class JournalMixin:
                 entry, created = journal.add(
                     name, args_json, kwargs_json, key=key, priority=task.priority
                 )
-                if not created:
+                if not created and entry.state == TaskState.DONE:
                     self._release_slot()
                     done: Future[Any] = Future()
                     done.set_result(entry.result)
                     return done
+                # Otherwise the row is new, or a pending row of this run whose
+                # future was cancelled, which leaves the row for a rerun: this
+                # submit is that rerun.
                 task.journal_id = entry.id
                 task.key = key
                 if key is not None:

@@ -225,5 +225,7 @@ class StoppingMixin:
         )
         if self._hooks:
             self._emit("gave_up", task, task.attempts, exc)
-        task.fail(exc)
+        # The warning above reports it, so the future is not logged again as
+        # a failure nobody read when it is collected.
+        task.future.set_exception(exc)
         self._finish(task, failed=True)

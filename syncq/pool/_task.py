@@ -46,6 +46,7 @@ class Task:
         "retry",
         "started",
         "timeout",
+        "watched",
     )
 
     def __init__(
@@ -73,6 +74,9 @@ class Task:
         self.journal_id: int | None = None
         self.key: str | None = None
         self.last_exception: BaseException | None = None
+        # Whether a done-callback drops the task once cancelled (see
+        # WorkerPool._watch_cancel).
+        self.watched = False
 
     def fail(self, exception: BaseException) -> None:
         """Complete the future with `exception`, for good."""
@@ -161,6 +165,10 @@ def make_retry(retry: Retry | int | None) -> Retry | None:
     if isinstance(retry, bool) or not isinstance(retry, int):
         raise TypeError(
             f"retry must be a Retry, a number of attempts or None, got {retry!r}"
+        )
+    if retry < 1:
+        raise ValueError(
+            f"retry must be a Retry, a number of attempts >= 1 or None, got {retry!r}"
         )
     return Retry(retry)
 
