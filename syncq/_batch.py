@@ -409,6 +409,8 @@ class Batch:
                 f"syncq: {pluralize(tally.resumed, 'command')} left unfinished by an "
                 "earlier run ran again"
             )
+        # TODO: the input is read lazily, so after a halt or a signal this counts
+        # only the lines read so far, not the rest of the file.
         not_run = pluralize(tally.total - tally.finished, "command")
         if aborted:
             cause = ""

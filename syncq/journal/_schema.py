@@ -94,6 +94,8 @@ def connect_read_only(path: str, busy_timeout: float) -> sqlite3.Connection:
     """
     if not os.path.isfile(path):
         raise JournalError(f"journal {path} not found")
+    # TODO: on a read-only filesystem SQLite cannot create the WAL's -shm
+    # file, so this fails; opening with immutable=1 would read it there.
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
     check = functools.partial(_check_schema_readable, path)
     return _open(path, uri, busy_timeout, check, uri=True)

@@ -53,6 +53,8 @@ class ReadyQueue:
 
     def put_front(self, task: Task) -> None:
         """Queue `task` ahead of every queued task of its priority."""
+        # NOTE: two tasks of one priority put back at once, by two workers that
+        # found the pool paused, may swap places.
         if task.priority == 0:
             self._default.appendleft(task)
         else:
