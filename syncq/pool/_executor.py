@@ -234,7 +234,18 @@ class WorkerPool(
                 is not JSON-serializable.
             JournalError: With a journal, recording the task failed.
         """
-        return self._submit(fn, args, kwargs, DEFAULT_OPTIONS)
+        if self._journal is not None or not callable(fn):
+            return self._submit(fn, args, kwargs, DEFAULT_OPTIONS)
+        # The common case, without _submit's and _admit's option handling: the
+        # default options have priority 0 and no delay.
+        task = Task(fn, args, kwargs, 0, self._retry, timeout=self._task_timeout)
+        self._reserve_slot(True, None)
+        try:
+            self._ready.put(task, 0)
+        except BaseException:
+            self._release_slot()
+            raise
+        return task.future
 
     def options(
         self,
