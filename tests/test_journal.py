@@ -1049,7 +1049,60 @@ class TestProcessLiveness:
             child.wait(5)
 
 
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Yield a folder and a read-only bind mount of it; skip where not allowed."""
+    source = tmp_path / "source"
+    mounted = tmp_path / "mounted"
+    source.mkdir()
+    mounted.mkdir()
+    mount = shutil.which("mount")
+    if sys.platform != "linux" or os.geteuid() != 0 or mount is None:
+        pytest.skip("a read-only bind mount needs root on Linux")
+    made = subprocess.run(
+        [mount, "--bind", "-o", "ro", str(source), str(mounted)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
+    try:
+        # Some kernels take "ro" only on a remount of the bind mount.
+        subprocess.run(
+            [mount, "-o", "remount,bind,ro", str(mounted)],
+            capture_output=True,
+            check=False,
+        )
+        if os.access(mounted, os.W_OK) and not _is_read_only(mounted):
+            pytest.skip("the bind mount is not read-only")
+        yield source, mounted
+    finally:
+        subprocess.run(["umount", str(mounted)], capture_output=True, check=False)
+
+
+def _is_read_only(folder: Path) -> bool:
+    try:
+        (folder / "probe").write_text("")
+    except OSError:
+        return True
+    (folder / "probe").unlink()
+    return False
+
+
 class TestJournalReadOnly:
+    @pytest.mark.timeout(20)
+    def test_read_only_journal_opens_on_read_only_mount(
+        self, read_only_folder: tuple[Path, Path]
+    ) -> None:
+        source, mounted = read_only_folder
+        with Journal(source / "batch.db") as writer:
+            add_task(writer, "k")
+
+        with Journal(mounted / "batch.db", read_only=True) as reader:
+            counts = reader.counts()
+
+        assert counts[TaskState.PENDING] == 1
+
     def test_read_only_journal_reads_counts(self, journal_path: Path) -> None:
         with Journal(journal_path) as writer:
             add_task(writer, "k")

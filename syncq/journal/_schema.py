@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sqlite3
 import urllib.parse
 from typing import Callable
 
 from syncq.errors import JournalError
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 # PRAGMA application_id marks the file as a syncq journal ("syq1" in ASCII).
@@ -94,11 +97,18 @@ def connect_read_only(path: str, busy_timeout: float) -> sqlite3.Connection:
     """
     if not os.path.isfile(path):
         raise JournalError(f"journal {path} not found")
-    # TODO: on a read-only filesystem SQLite cannot create the WAL's -shm
-    # file, so this fails; opening with immutable=1 would read it there.
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
     check = functools.partial(_check_schema_readable, path)
-    return _open(path, uri, busy_timeout, check, uri=True)
+    try:
+        return _open(path, uri, busy_timeout, check, uri=True)
+    except JournalError:
+        if os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise
+    # A journal in WAL mode needs its -shm file, which SQLite cannot create in
+    # a folder it may not write, such as a read-only mount. No run can write
+    # the file there either, so it is opened as immutable: read as it is.
+    logger.info("journal %s is in a read-only folder; reading it as immutable", path)
+    return _open(path, uri + "&immutable=1", busy_timeout, check, uri=True)
 
 
 def _open(
