@@ -148,6 +148,9 @@ class Batch:
         self._occurrences: dict[str, int] = {}
         self._tally = Tally(resumed=len(self._resumed))
         self._reading = True
+        # Whether the reader reached the end of the input, which a halt or a
+        # signal may keep it from doing.
+        self._input_ended = False
         self._watch = None if halt is None else HaltWatch(halt, pool)
         # Set once the batch acts on the watch's decision to halt.
         self._halting = False
@@ -210,6 +213,7 @@ class Batch:
                 self._start(event, reader)
             elif isinstance(event, EndOfInput):
                 self._reading = False
+                self._input_ended = True
                 if event.error is not None and not self._halting:
                     raise UserError(f"cannot read {self._source}: {event.error}")
             elif event is not None:
@@ -409,9 +413,10 @@ class Batch:
                 f"syncq: {pluralize(tally.resumed, 'command')} left unfinished by an "
                 "earlier run ran again"
             )
-        # TODO: the input is read lazily, so after a halt or a signal this counts
-        # only the lines read so far, not the rest of the file.
+        # The input is read lazily, so this counts the lines read so far.
         not_run = pluralize(tally.total - tally.finished, "command")
+        if not self._input_ended:
+            not_run += ", and the rest of the input was not read"
         if aborted:
             cause = ""
             if interrupted_by is not None:

@@ -869,6 +869,17 @@ class TestHalt:
             "0 running commands; 2 commands did not start"
         ) in result.stderr
 
+    def test_halt_summary_says_input_was_not_all_read(self, tmp_path: Path) -> None:
+        # Far more lines than the reader reads ahead of one worker.
+        result = _halt_run(tmp_path, "now,fail=1", "exit 3", *["true"] * 2000)
+
+        assert "the rest of the input was not read" in result.stderr
+
+    def test_halt_summary_omits_unread_note_at_end(self, tmp_path: Path) -> None:
+        result = _halt_run(tmp_path, "soon,fail=1", "true", "exit 3")
+
+        assert "not read" not in result.stderr
+
     def test_halt_soon_waits_for_running_commands(self, tmp_path: Path) -> None:
         log = tmp_path / "log"
         started = tmp_path / "started"
