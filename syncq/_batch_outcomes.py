@@ -35,6 +35,8 @@ class Tally:
     """Tasks an earlier run left unfinished, which this run runs again."""
     succeeded: int = 0
     failed: int = 0
+    # TODO: the journal records stopped commands as failed, while the summary
+    # counts them apart from the failed ones.
     stopped: int = 0
     """Commands that were running when the run was interrupted."""
     skipped: int = 0
