@@ -98,6 +98,9 @@ class TokenBucket(TwoPhaseLimiter):
         # An int that fits needs no further checks, and the default n=1 is one.
         if type(n) is not int or n <= 0 or n > self._capacity:
             n = self._check_n(n)
+        # NOTE: contended by several threads, this lock makes the call about 3x
+        # slower than a bucket without one, but such a bucket can grant more
+        # than its capacity (see docs/benchmarks.md, "Exactness").
         with self._lock:
             now = self._monotonic()
             tokens = self._tokens + (now - self._last) * self._rate
