@@ -435,7 +435,8 @@ class TestHeldByBreaker:
             assert breaker.state is CircuitState.OPEN
             held = pool.submit(operator.add, 1, 1)
             wait_until(lambda: pool.stats().queued == 1 and clock.monotonic() == 0)
-            threading.Event().wait(0.03)  # a worker takes it and holds it
+            # A worker takes it, and the open breaker sends it back to wait.
+            threading.Event().wait(0.03)
 
             assert held.cancel()
 

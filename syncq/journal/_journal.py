@@ -269,7 +269,7 @@ class Journal:
                 is not in the journal or its task is not failed. Also when the
                 journal is read-only or closed, or the write failed. The message
                 names the path and each key at fault.
-            TypeError: `keys` is a str, or holds something other than str.
+            TypeError: `keys` is a str, or contains something other than str.
         """
         selected = None if keys is None else check_keys(keys)
         now = time.time()
@@ -307,7 +307,7 @@ class Journal:
             JournalError: `states` contains pending or running while another
                 live run holds a lease on the journal. Also when the journal is
                 read-only or closed, or the write failed.
-            TypeError: `states` is a str or holds something other than str, or
+            TypeError: `states` is a str or contains something other than str, or
                 `older_than` is not a number.
             ValueError: `states` is empty or holds an unknown state, or
                 `older_than` is zero, negative, NaN or infinite.

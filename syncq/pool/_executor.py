@@ -200,6 +200,7 @@ class WorkerPool(
         self._cancelled = 0
         self._retried = 0
         self._timed_out = 0
+
         # Timed-out attempts whose functions still run, each on a thread of its
         # own that no longer counts as a worker.
         self._abandoned = 0
@@ -209,12 +210,13 @@ class WorkerPool(
         self._completing: deque[None] = deque()
         # Read by workers without the lock; written under it.
         self._paused = False
-        # Set when a second Ctrl-C stopped the wait in __exit__; the exit
-        # handler then does not wait again.
+        # Set when a second Ctrl-C stopped the wait in __exit__, so that the
+        # exit handler does not wait again.
         self._forsaken = False
+
         # Run times and outcomes of recent attempts, for stats().
         self._attempts = AttemptRecorder()
-        self._held: list[Task] = []
+        self._breaker_held: list[Task] = []
         self._by_key: dict[str, Future[Any]] = {}
         self._threads: list[threading.Thread] = []
         self._worker_numbers = itertools.count()

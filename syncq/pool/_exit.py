@@ -18,9 +18,10 @@ _live_pools: weakref.WeakSet[ExitMixin] = weakref.WeakSet()
 
 
 def _shutdown_live_pools() -> None:
-    # Workers are daemon threads, so idle workers of a pool nobody shut down do
-    # not keep the interpreter alive. At exit, queued work still finishes, as
-    # with ThreadPoolExecutor, so a task that never returns blocks the exit.
+    # Workers are daemon threads, so the idle workers of a pool that was never
+    # shut down do not keep the interpreter alive. At exit, queued work still
+    # finishes, as with ThreadPoolExecutor, so a task that never returns blocks
+    # the exit.
     # A program ending on Ctrl-C wants out instead: what has not started is
     # cancelled, and only running tasks are waited for, until a second Ctrl-C.
     last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)

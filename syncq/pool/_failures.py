@@ -106,7 +106,7 @@ class FailureMixin:
     ) -> None:
         """Complete a task after its last attempt, which ran for `run_seconds`.
 
-        `raised` says whether the function raised; `exception` without it is a
+        `raised` is True if the function raised. An `exception` without it is a
         failure to record a success in the journal.
         """
         # Count first, so that stats() read after a future completes include it.

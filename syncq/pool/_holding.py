@@ -25,7 +25,7 @@ class HoldingMixin:
     """The part of `WorkerPool` that keeps tasks waiting until they may run."""
 
     _lock: threading.Lock
-    _held: list[Task]
+    _breaker_held: list[Task]
     _ready: ReadyQueue
     _timer: Timer
     _abort: threading.Event
@@ -40,23 +40,23 @@ class HoldingMixin:
             self._timer.schedule(task, retry_after)
             return
         with self._lock:
-            self._held.append(task)
-            first = len(self._held) == 1
+            self._breaker_held.append(task)
+            first = len(self._breaker_held) == 1
         if first:
             self._timer.schedule(None, HALF_OPEN_RECHECK)
 
     def _discard_held(self, task: Task) -> bool:
         """Remove `task` from the held tasks, and return whether it was there."""
         with self._lock:
-            for index, held in enumerate(self._held):
+            for index, held in enumerate(self._breaker_held):
                 if held is task:
-                    del self._held[index]
+                    del self._breaker_held[index]
                     return True
         return False
 
     def _release_held(self) -> None:
         with self._lock:
-            held, self._held = self._held, []
+            held, self._breaker_held = self._breaker_held, []
         for task in held:
             self._ready.put(task, priority=task.priority)
 

@@ -182,7 +182,7 @@ class AttemptRecorder:
         """Record one attempt that ran for `run_seconds` and finished at `now`.
 
         Call it with the pool's lock held. It writes one float into a ring and
-        adds to one or two counters; once a second, it also moves the counters
+        adds to one or two counters. Once a second, it also moves the counters
         into a ring of seconds. It allocates no objects beyond the numbers that
         its arithmetic makes.
 

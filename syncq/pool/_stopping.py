@@ -43,7 +43,7 @@ class StoppingMixin:
     _cancelled: int
     _joiners: int
     _completing: deque[None]
-    _held: list[Task]
+    _breaker_held: list[Task]
     _threads: list[threading.Thread]
     _thread_name_prefix: str
     _hooks: tuple[PoolHooks, ...]
@@ -204,8 +204,8 @@ class StoppingMixin:
                 break
         waiting.extend(self._timer.clear())
         with self._lock:
-            waiting.extend(self._held)
-            self._held = []
+            waiting.extend(self._breaker_held)
+            self._breaker_held = []
         for task in waiting:
             self._abandon(task)
         return len(waiting)
@@ -225,7 +225,7 @@ class StoppingMixin:
         )
         if self._hooks:
             self._emit("gave_up", task, task.attempts, exc)
-        # The warning above reports it, so the future is not logged again as
-        # a failure nobody read when it is collected.
+        # The warning above reports the failure, so set_exception, not
+        # task.fail: the collected future must not log it again as unread.
         task.future.set_exception(exc)
         self._finish(task, failed=True)

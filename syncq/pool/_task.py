@@ -187,7 +187,7 @@ def make_options(
 ) -> Options:
     """Check the arguments of `WorkerPool.options` and return them as `Options`.
 
-    `journaled` tells whether the pool has a journal, which `key` requires.
+    `journaled` is whether the pool has a journal, which `key` requires.
     """
     if key is not None and not isinstance(key, str):
         raise TypeError(f"key must be a str or None, got {key!r}")

@@ -91,6 +91,7 @@ class TimeoutMixin:
             f"task {name} did not finish within {attempt.timeout:g} seconds",
             attempt.timeout,
         )
+
         logger.warning(
             "task %s attempt %d timed out after %g s; thread %s runs on until "
             "the function returns, and what it returns is discarded",
@@ -99,21 +100,24 @@ class TimeoutMixin:
             attempt.timeout,
             attempt.thread.name,
         )
+
         with self._lock:
             self._timed_out += 1
             self._abandoned += 1
             # The thread no longer counts as a worker.
             if attempt.thread in self._threads:
                 self._threads.remove(attempt.thread)
+
         if attempt.permit is not None:
             attempt.permit.record_failure(exc)
         now = self._monotonic()
         self._after_failure(task, exc, now - attempt.started_at, now)
         if attempt.permit is not None:
             self._release_held()
+
         # Another worker takes the thread's place, so max_workers tasks may
-        # still run; it starts after the outcome, so that tasks queued behind
-        # this one see it decided.
+        # still run. It starts after the outcome is set, so that the tasks
+        # queued behind this one see it decided.
         with self._lock:
             if not self._stopped and len(self._threads) < self._max_workers:
                 self._start_worker()
